@@ -1,0 +1,139 @@
+"""Ingest: register a release's new samples as blocks, then turn one block of the HDF5 matrix
+into the raw warehouse layers (`samples`, `counts`) and the gene table (`genes`).
+
+Registration diffs the release's GSMs against the sample registry, so re-registering the same
+release adds nothing and a later release adds only its new samples. Ingesting a block reads its
+columns once (one chunk-aligned HDF5 read), computes each sample's column sum from the matrix as
+read (the reference the counts check compares the Parquet file against), and writes both files
+atomically. Memory is one block of the matrix plus one row group of its long form.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from archs4.blocks import (
+    BlockPlan,
+    append_to_registry,
+    block_plans,
+    find_block,
+    plan_new_blocks,
+    read_registry,
+    registry_table,
+)
+from archs4.reader import Archs4FormatError, SampleRange, SourceInfo, file_checksum, open_archs4
+from archs4.warehouse import Warehouse
+
+SAMPLES_DATASET = "raw/samples"
+COUNTS_DATASET = "raw/counts"
+GENES_TABLE = "raw/genes"
+
+
+@dataclass(frozen=True)
+class ReleaseRegistration:
+    info: SourceInfo
+    checksum: str
+    new_blocks: list[BlockPlan]
+    all_blocks: list[BlockPlan]
+    vanished_gsms: list[str]
+
+
+@dataclass(frozen=True)
+class IngestedBlock:
+    plan: BlockPlan
+    samples: pa.Table
+    count_rows: int
+    count_total: int
+
+
+def register_release(
+    warehouse: Warehouse, source_path: str | Path, block_size: int
+) -> ReleaseRegistration:
+    """Add the release's samples that the warehouse does not hold yet to the sample registry."""
+    with open_archs4(source_path) as source:
+        info = source.info
+        gsms = source.gsms()
+        aligned = source.aligned_block_size(block_size)
+    checksum = file_checksum(source_path)
+    registry = read_registry(warehouse)
+    known = set(registry.column("gsm").to_pylist())
+    existing = block_plans(registry)
+    next_sample_idx = max((p.sample_idx_start + p.n_samples for p in existing), default=0)
+    new_blocks = plan_new_blocks(
+        gsms,
+        known,
+        block_size=aligned,
+        source=info,
+        checksum=checksum,
+        next_sample_idx=next_sample_idx,
+        next_block_number=len(existing),
+    )
+    if new_blocks:
+        append_to_registry(warehouse, registry, registry_table(new_blocks, gsms))
+    vanished = sorted(known - set(gsms.tolist()))
+    return ReleaseRegistration(info, checksum, new_blocks, existing + new_blocks, vanished)
+
+
+def genes_table(source_path: str | Path) -> pa.Table:
+    with open_archs4(source_path) as source:
+        return source.genes()
+
+
+def samples_table(
+    metadata: dict[str, pa.Array], plan: BlockPlan, column_totals: np.ndarray
+) -> pa.Table:
+    """The `samples` rows of one block: warehouse ids, GEO metadata and provenance."""
+    n = plan.n_samples
+    return pa.table(
+        {
+            "sample_idx": pa.array(plan.sample_idx),
+            **metadata,
+            "total_count": pa.array(column_totals.astype(np.int64)),
+            "block": pa.array([plan.block] * n, pa.string()),
+            "source_column": pa.array(np.arange(plan.column_start, plan.column_stop)),
+            "source_version": pa.array([plan.source_version] * n, pa.string()),
+        }
+    )
+
+
+def ingest_block(warehouse: Warehouse, block: str) -> IngestedBlock:
+    """Read one registered block from its release file and write its `samples` and `counts`."""
+    registry = read_registry(warehouse)
+    plan = find_block(block_plans(registry), block)
+    in_block = registry.filter(pc.equal(registry.column("block"), block))
+    expected_gsms = in_block.sort_by("source_column").column("gsm").to_pylist()
+    rows = SampleRange(plan.column_start, plan.column_stop)
+    with open_archs4(plan.source_path) as source:
+        if source.info.version != plan.source_version:
+            raise Archs4FormatError(
+                plan.source_path,
+                "meta/info/version",
+                f"is {source.info.version!r} but block {plan.block} was registered from "
+                f"version {plan.source_version!r}; the file changed since registration",
+            )
+        metadata = source.sample_metadata(rows)
+        found = metadata["gsm"].to_pylist()
+        if found != expected_gsms:
+            raise Archs4FormatError(
+                plan.source_path,
+                "meta/samples/geo_accession",
+                f"columns [{rows.start}, {rows.stop}) no longer hold the GSMs registered for "
+                f"block {plan.block}; the file changed since registration",
+            )
+        counts = source.read_counts(rows)
+    column_totals = counts.sum(axis=0, dtype=np.uint64)
+    samples = samples_table(metadata, plan, column_totals)
+    warehouse.write_table(samples, warehouse.block_path(SAMPLES_DATASET, plan.block))
+    count_rows = warehouse.write_long_block(
+        warehouse.block_path(COUNTS_DATASET, plan.block),
+        counts,
+        plan.sample_idx,
+        "count",
+        pa.uint32(),
+    )
+    return IngestedBlock(plan, samples, count_rows, int(column_totals.sum()))

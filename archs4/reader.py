@@ -1,0 +1,430 @@
+"""Read ARCHS4 gene-level HDF5 files in sample blocks aligned with their HDF5 chunks.
+
+An ARCHS4 file holds raw Kallisto gene counts as `data/expression` (uint32, genes x samples)
+plus gene, sample and release metadata under `meta/`. Releases name some keys differently
+(`symbol`/`gene_symbol`, `ensembl_gene_id`/`ensembl_gene`, `readsaligned`/`alignedreads`), store
+strings as variable- or fixed-length bytes, and are 40-60 GB, so the reader resolves the key
+variants once, validates the layout up front (naming the file and key of anything wrong), and
+only ever reads the count matrix one block of whole sample chunks at a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import h5py
+import numpy as np
+import pyarrow as pa
+
+EXPRESSION_KEY = "data/expression"
+GSM_KEY = "meta/samples/geo_accession"
+SERIES_KEY = "meta/samples/series_id"
+
+# Alternative key names across releases v2.1.2 .. v2.6+, first match wins.
+GENE_ID_KEYS = ("meta/genes/ensembl_gene", "meta/genes/ensembl_gene_id")
+GENE_SYMBOL_KEYS = ("meta/genes/symbol", "meta/genes/gene_symbol")
+GENE_BIOTYPE_KEYS = ("meta/genes/biotype", "meta/genes/gene_biotype")
+ALIGNED_READS_KEYS = ("meta/samples/alignedreads", "meta/samples/readsaligned")
+
+# Sample metadata copied into the warehouse: output column -> candidate keys.
+SAMPLE_TEXT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "title": ("meta/samples/title",),
+    "source_name": ("meta/samples/source_name_ch1",),
+    "characteristics": ("meta/samples/characteristics_ch1",),
+    "organism": ("meta/samples/organism_ch1",),
+    "platform_id": ("meta/samples/platform_id",),
+    "library_strategy": ("meta/samples/library_strategy",),
+    "submission_date": ("meta/samples/submission_date",),
+}
+SINGLE_CELL_KEYS = ("meta/samples/singlecellprobability",)
+
+SUPPORTED_COUNT_DTYPES = (np.dtype(np.uint32), np.dtype(np.uint16), np.dtype(np.uint8))
+GSE_PATTERN = re.compile(r"^GSE\d+(,GSE\d+)*$")
+VERSION_IN_NAME = re.compile(r"v(\d+(?:\.\d+)+)")
+
+
+class Archs4FormatError(ValueError):
+    """The file is not a readable ARCHS4 gene-level file; the message names the file and key."""
+
+    def __init__(self, path: Path | str, key: str | None, problem: str) -> None:
+        self.path = str(path)
+        self.key = key
+        where = f"{self.path}" + (f" [{key}]" if key else "")
+        super().__init__(f"{where}: {problem}")
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What a release file is: its version, size, shape and chunking."""
+
+    path: str
+    version: str
+    creation_date: str
+    species: str
+    n_genes: int
+    n_samples: int
+    chunk_genes: int
+    chunk_samples: int
+    compression: str | None
+    dtype: str
+    file_bytes: int
+    gene_id_key: str
+    gene_symbol_key: str
+    aligned_reads_key: str | None
+
+    def as_metadata(self) -> dict[str, str | int]:
+        return {
+            "source_path": self.path,
+            "source_version": self.version,
+            "creation_date": self.creation_date,
+            "species": self.species,
+            "n_genes": self.n_genes,
+            "n_samples": self.n_samples,
+            "chunks": f"{self.chunk_genes} x {self.chunk_samples}",
+            "compression": self.compression or "none",
+            "file_bytes": self.file_bytes,
+        }
+
+
+@dataclass(frozen=True)
+class SampleRange:
+    """A contiguous run of source columns `[start, stop)`."""
+
+    start: int
+    stop: int
+
+    @property
+    def size(self) -> int:
+        return self.stop - self.start
+
+
+def file_checksum(path: Path | str, chunk_bytes: int = 16 << 20) -> str:
+    """SHA-256 of the whole file, streamed (a release is read once per checksum)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        while chunk := handle.read(chunk_bytes):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _decode_strings(values: np.ndarray) -> np.ndarray:
+    if values.dtype.kind == "O":
+        return np.array(
+            [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in values],
+            dtype=object,
+        )
+    if values.dtype.kind == "S":
+        return np.char.decode(values, "utf-8", "replace").astype(object)
+    return values.astype(str).astype(object)
+
+
+class Archs4Source:
+    """An open, validated ARCHS4 gene-level file.
+
+    Use as a context manager; every accessor reads only what it returns.
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise FileNotFoundError(f"{self.path}: ARCHS4 file not found")
+        if self.path.is_dir():
+            raise Archs4FormatError(self.path, None, "is a directory, expected an .h5 file")
+        if self.path.stat().st_size == 0:
+            raise Archs4FormatError(self.path, None, "file is empty")
+        try:
+            self._h5 = h5py.File(self.path, "r")
+        except OSError as error:
+            raise Archs4FormatError(
+                self.path, None, f"not a readable HDF5 file (truncated or wrong format): {error}"
+            ) from error
+        try:
+            self.info = self._validate()
+        except BaseException:
+            self._h5.close()
+            raise
+
+    def __enter__(self) -> Archs4Source:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._h5.close()
+
+    # -- validation -------------------------------------------------------------------------
+
+    def _first_key(self, candidates: Sequence[str], *, required: bool) -> str | None:
+        for key in candidates:
+            if key in self._h5:
+                return key
+        if required:
+            raise Archs4FormatError(
+                self.path, candidates[0], f"missing required key (tried {', '.join(candidates)})"
+            )
+        return None
+
+    def _dataset(self, key: str) -> h5py.Dataset:
+        try:
+            node = self._h5[key]
+        except KeyError as error:
+            raise Archs4FormatError(self.path, key, "missing required key") from error
+        except OSError as error:
+            raise Archs4FormatError(self.path, key, f"unreadable: {error}") from error
+        if not isinstance(node, h5py.Dataset):
+            raise Archs4FormatError(self.path, key, "expected a dataset, found a group")
+        return node
+
+    def _check_length(self, key: str, expected: int, axis_name: str) -> None:
+        dataset = self._dataset(key)
+        if dataset.ndim != 1 or dataset.shape[0] != expected:
+            raise Archs4FormatError(
+                self.path,
+                key,
+                f"has shape {dataset.shape}, expected ({expected},) to match the {axis_name} "
+                f"axis of {EXPRESSION_KEY}",
+            )
+
+    def _validate(self) -> SourceInfo:
+        expression = self._dataset(EXPRESSION_KEY)
+        gene_id_key = self._first_key(GENE_ID_KEYS, required=True)
+        symbol_key = self._first_key(GENE_SYMBOL_KEYS, required=True)
+        self._dataset(GSM_KEY)
+        self._dataset(SERIES_KEY)
+        aligned_key = self._first_key(ALIGNED_READS_KEYS, required=False)
+        assert gene_id_key is not None and symbol_key is not None
+
+        if expression.ndim != 2:
+            raise Archs4FormatError(
+                self.path,
+                EXPRESSION_KEY,
+                f"expected a 2-D genes x samples matrix, got {expression.shape}",
+            )
+        if expression.dtype not in SUPPORTED_COUNT_DTYPES:
+            raise Archs4FormatError(
+                self.path,
+                EXPRESSION_KEY,
+                f"dtype {expression.dtype} is not an unsigned integer count type (expected uint32)",
+            )
+        n_genes, n_samples = expression.shape
+        if n_genes == 0 or n_samples == 0:
+            raise Archs4FormatError(
+                self.path, EXPRESSION_KEY, f"empty matrix of shape {expression.shape}"
+            )
+        n_gene_meta = self._dataset(gene_id_key).shape[0] if self._dataset(gene_id_key).ndim else 0
+        n_sample_meta = self._dataset(GSM_KEY).shape[0] if self._dataset(GSM_KEY).ndim else 0
+        if (n_gene_meta, n_sample_meta) == (n_samples, n_genes) and n_genes != n_samples:
+            raise Archs4FormatError(
+                self.path,
+                EXPRESSION_KEY,
+                f"shape {expression.shape} is samples x genes; ARCHS4 stores genes x samples",
+            )
+        for key in (gene_id_key, symbol_key):
+            self._check_length(key, n_genes, "gene")
+        biotype_key = self._first_key(GENE_BIOTYPE_KEYS, required=False)
+        if biotype_key:
+            self._check_length(biotype_key, n_genes, "gene")
+        for key in (GSM_KEY, SERIES_KEY, *([aligned_key] if aligned_key else [])):
+            self._check_length(key, n_samples, "sample")
+
+        gene_ids = self._strings(gene_id_key)
+        self._reject_duplicates(gene_id_key, gene_ids, "Ensembl gene id")
+        self._reject_duplicates(GSM_KEY, self.gsms(), "GSM")
+
+        chunks = expression.chunks or (n_genes, 1)
+        return SourceInfo(
+            path=str(self.path.resolve()),
+            version=self._version(),
+            creation_date=self._info_string("meta/info/creation-date") or "unknown",
+            species=self._species(),
+            n_genes=int(n_genes),
+            n_samples=int(n_samples),
+            chunk_genes=int(chunks[0]),
+            chunk_samples=int(chunks[1]),
+            compression=expression.compression,
+            dtype=str(expression.dtype),
+            file_bytes=self.path.stat().st_size,
+            gene_id_key=gene_id_key,
+            gene_symbol_key=symbol_key,
+            aligned_reads_key=aligned_key,
+        )
+
+    def _reject_duplicates(self, key: str, values: np.ndarray, what: str) -> None:
+        unique, first_index, counts = np.unique(values, return_index=True, return_counts=True)
+        if (counts > 1).any():
+            duplicated = unique[counts > 1]
+            examples = ", ".join(
+                f"{value} (first at index {int(index)})"
+                for value, index in zip(duplicated[:5], first_index[counts > 1][:5], strict=False)
+            )
+            raise Archs4FormatError(
+                self.path, key, f"{len(duplicated)} duplicate {what} value(s): {examples}"
+            )
+        if len(unique) and unique[0] == "":  # sorted, so an empty string comes first
+            raise Archs4FormatError(
+                self.path, key, f"empty {what} value at index {int(first_index[0])}"
+            )
+
+    def _info_string(self, key: str) -> str | None:
+        if key not in self._h5:
+            return None
+        value = self._h5[key][()]
+        if isinstance(value, np.ndarray):
+            value = value.ravel()[0] if value.size else b""
+        return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+    def _version(self) -> str:
+        version = self._info_string("meta/info/version")
+        if version:
+            return version.strip()
+        match = VERSION_IN_NAME.search(self.path.name)
+        return match.group(1) if match else "unknown"
+
+    def _species(self) -> str:
+        name = self.path.name.lower()
+        for species in ("human", "mouse"):
+            if species in name:
+                return species
+        organism_key = "meta/samples/organism_ch1"
+        if organism_key in self._h5 and self._h5[organism_key].shape[0] > 0:
+            first = str(self._strings(organism_key, SampleRange(0, 1))[0]).lower()
+            return {"homo sapiens": "human", "mus musculus": "mouse"}.get(first, first or "unknown")
+        return "unknown"
+
+    # -- metadata ---------------------------------------------------------------------------
+
+    def _strings(self, key: str, rows: SampleRange | None = None) -> np.ndarray:
+        dataset = self._dataset(key)
+        selection = slice(None) if rows is None else slice(rows.start, rows.stop)
+        try:
+            return _decode_strings(dataset[selection])
+        except OSError as error:
+            raise Archs4FormatError(self.path, key, f"unreadable: {error}") from error
+
+    def _numbers(self, key: str, rows: SampleRange, dtype: type) -> np.ndarray:
+        raw = self._dataset(key)[rows.start : rows.stop]
+        if raw.dtype.kind in "SOU":
+            text = _decode_strings(raw)
+            try:
+                return np.array(
+                    [float(v) if v not in ("", "nan", "NA") else np.nan for v in text]
+                ).astype(dtype)
+            except ValueError as error:
+                raise Archs4FormatError(self.path, key, f"non-numeric value: {error}") from error
+        return raw.astype(dtype)
+
+    def gsms(self) -> np.ndarray:
+        """All GSM accessions in file order (one string per sample, ~10 MB at ARCHS4 scale)."""
+        return self._strings(GSM_KEY)
+
+    def genes(self) -> pa.Table:
+        """The gene dimension: position, Ensembl id, symbol, biotype."""
+        info = self.info
+        biotype_key = self._first_key(GENE_BIOTYPE_KEYS, required=False)
+        biotype = (
+            self._strings(biotype_key) if biotype_key else np.full(info.n_genes, None, dtype=object)
+        )
+        return pa.table(
+            {
+                "gene_idx": pa.array(np.arange(info.n_genes, dtype=np.int32)),
+                "ensembl_id": pa.array(self._strings(info.gene_id_key), pa.string()),
+                "symbol": pa.array(self._strings(info.gene_symbol_key), pa.string()),
+                "biotype": pa.array(biotype, pa.string()),
+            }
+        )
+
+    def sample_metadata(self, rows: SampleRange) -> dict[str, pa.Array]:
+        """Sample metadata for source columns `rows`, one Arrow array per warehouse column."""
+        columns: dict[str, pa.Array] = {
+            "gsm": pa.array(self._strings(GSM_KEY, rows), pa.string()),
+            "series_id": pa.array(self._series(rows), pa.string()),
+        }
+        for name, keys in SAMPLE_TEXT_COLUMNS.items():
+            key = self._first_key(keys, required=False)
+            values = self._strings(key, rows) if key else np.full(rows.size, None, dtype=object)
+            columns[name] = pa.array(values, pa.string())
+        single_cell_key = self._first_key(SINGLE_CELL_KEYS, required=False)
+        columns["single_cell_probability"] = pa.array(
+            self._numbers(single_cell_key, rows, np.float64)
+            if single_cell_key
+            else np.full(rows.size, np.nan),
+            pa.float64(),
+            from_pandas=True,
+        )
+        aligned_key = self.info.aligned_reads_key
+        columns["aligned_reads"] = pa.array(
+            self._numbers(aligned_key, rows, np.float64)
+            if aligned_key
+            else np.full(rows.size, np.nan),
+            pa.float64(),
+            from_pandas=True,
+        ).cast(pa.int64(), safe=False)
+        return columns
+
+    def _series(self, rows: SampleRange) -> np.ndarray:
+        # Some releases pad the comma list with spaces; the warehouse keeps "GSE1,GSE2".
+        series = self._strings(SERIES_KEY, rows)
+        return np.array(
+            [",".join(p.strip() for p in s.split(",") if p.strip()) for s in series], dtype=object
+        )
+
+    # -- counts -----------------------------------------------------------------------------
+
+    def aligned_block_size(self, requested: int) -> int:
+        """The requested block size rounded up to whole sample chunks (at least one chunk)."""
+        if requested < 1:
+            raise ValueError(f"block size must be positive, got {requested}")
+        chunk = self.info.chunk_samples
+        return max(chunk, math.ceil(requested / chunk) * chunk)
+
+    def block_ranges(self, block_size: int) -> list[SampleRange]:
+        """Chunk-aligned sample ranges covering every column of the file."""
+        size = self.aligned_block_size(block_size)
+        n = self.info.n_samples
+        return [SampleRange(start, min(start + size, n)) for start in range(0, n, size)]
+
+    def read_counts(self, rows: SampleRange) -> np.ndarray:
+        """Counts of source columns `rows` as a C-ordered uint32 (genes, samples) matrix."""
+        if not 0 <= rows.start < rows.stop <= self.info.n_samples:
+            raise IndexError(
+                f"{self.path}: sample range [{rows.start}, {rows.stop}) "
+                f"outside 0..{self.info.n_samples}"
+            )
+        dataset = self._dataset(EXPRESSION_KEY)
+        out = np.empty((self.info.n_genes, rows.size), dtype=dataset.dtype)
+        try:
+            dataset.read_direct(out, np.s_[:, rows.start : rows.stop])
+        except OSError as error:
+            raise Archs4FormatError(
+                self.path,
+                EXPRESSION_KEY,
+                f"cannot read samples [{rows.start}, {rows.stop}) "
+                f"(truncated or corrupt file?): {error}",
+            ) from error
+        return out.astype(np.uint32, copy=False)
+
+    def iter_blocks(self, block_size: int) -> Iterator[tuple[SampleRange, np.ndarray]]:
+        for rows in self.block_ranges(block_size):
+            yield rows, self.read_counts(rows)
+
+
+def open_archs4(path: Path | str) -> Archs4Source:
+    """Open and validate an ARCHS4 gene-level file; errors name the file and the key."""
+    return Archs4Source(path)
+
+
+def is_valid_series_list(series_id: str) -> bool:
+    """True for one or more comma-joined GSE accessions (`GSE123` or `GSE1,GSE2`)."""
+    return bool(GSE_PATTERN.match(series_id))

@@ -1,0 +1,161 @@
+"""Warehouse storage: where each layer lives, and how files get there atomically.
+
+The warehouse is a tree of Parquet files under one root (local or shared storage, addressed
+through fsspec/UPath), partitioned by sample block in Hive style (`block=000012/`), plus a DuckDB
+catalog of views over them. Every file is written under a hidden temporary name in its final
+directory and then renamed, so readers (and the catalog's globs, which match `*.parquet` only)
+never see a half-written file, and a crashed run leaves nothing visible behind.
+
+Matrices arrive in ARCHS4 orientation (genes x samples) and are stored in long format ordered
+gene-major (`gene_idx`, then `sample_idx`): that is the matrix's own memory order, so no
+transpose is needed, and Parquet row-group statistics on `gene_idx` let a one-gene query skip
+almost every row group.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import IO
+
+import fsspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from upath import UPath
+
+BLOCK_KEY_WIDTH = 6
+ROWS_PER_ROW_GROUP = 1 << 20
+PARQUET_OPTIONS: dict[str, object] = {"compression": "zstd", "compression_level": 3}
+TEMPORARY_PREFIX = ".tmp-"
+
+
+def block_key(number: int) -> str:
+    """The partition key of block `number`: zero-padded so keys sort like numbers."""
+    return f"{number:0{BLOCK_KEY_WIDTH}d}"
+
+
+@dataclass(frozen=True)
+class Warehouse:
+    """Paths of every layer under one root."""
+
+    root: UPath
+
+    @classmethod
+    def at(cls, root: str | UPath) -> Warehouse:
+        path = UPath(root)
+        if path.protocol in ("", "file", "local"):
+            path = UPath(path.absolute())
+        return cls(path)
+
+    @property
+    def fs(self) -> fsspec.AbstractFileSystem:
+        return self.root.fs
+
+    @property
+    def catalog_path(self) -> UPath:
+        return self.root / "warehouse.duckdb"
+
+    @property
+    def sample_registry_path(self) -> UPath:
+        return self.root / "raw" / "sample_registry.parquet"
+
+    def table_path(self, dataset: str) -> UPath:
+        """An unpartitioned table, e.g. `raw/genes` -> <root>/raw/genes.parquet."""
+        return self.root / f"{dataset}.parquet"
+
+    def block_path(self, dataset: str, block: str) -> UPath:
+        """One block of a partitioned dataset, e.g. <root>/raw/counts/block=000003/part.parquet."""
+        return self.root / dataset / f"block={block}" / "part.parquet"
+
+    def dataset_glob(self, dataset: str) -> str:
+        return f"{self.root / dataset}/block=*/*.parquet"
+
+    def exists(self, path: UPath) -> bool:
+        return self.fs.exists(path.path)
+
+    def blocks_present(self, dataset: str) -> list[str]:
+        """Block keys that have a committed (renamed) file in `dataset`."""
+        return sorted(
+            UPath(p).parent.name.removeprefix("block=")
+            for p in self.fs.glob(f"{(self.root / dataset).path}/block=*/part.parquet")
+        )
+
+    # -- atomic writes ----------------------------------------------------------------------
+
+    @contextmanager
+    def atomic_file(self, target: UPath) -> Iterator[IO[bytes]]:
+        """Open a hidden temporary file beside `target`; rename it over `target` on success."""
+        self.fs.makedirs(target.parent.path, exist_ok=True)
+        temporary = target.parent / f"{TEMPORARY_PREFIX}{uuid.uuid4().hex}-{target.name}"
+        try:
+            with self.fs.open(temporary.path, "wb") as handle:
+                yield handle
+            self.fs.mv(temporary.path, target.path)
+        except BaseException:
+            if self.fs.exists(temporary.path):
+                self.fs.rm(temporary.path)
+            raise
+
+    def write_table(self, table: pa.Table, target: UPath) -> None:
+        with self.atomic_file(target) as handle:
+            pq.write_table(table, handle, **PARQUET_OPTIONS)  # type: ignore[arg-type]
+
+    def write_long_block(
+        self,
+        target: UPath,
+        matrix: np.ndarray,
+        sample_idx: np.ndarray,
+        value_name: str,
+        value_type: pa.DataType,
+        *,
+        gene_idx: np.ndarray | None = None,
+    ) -> int:
+        """Write a genes x samples matrix as long rows (`sample_idx`, `gene_idx`, value).
+
+        Rows are gene-major and written one row group (a slice of whole genes) at a time, so
+        the long form never exists in memory for the whole block. Returns the row count.
+        """
+        n_genes, n_samples = matrix.shape
+        if sample_idx.shape != (n_samples,):
+            raise ValueError(f"sample_idx has shape {sample_idx.shape}, expected ({n_samples},)")
+        genes = (
+            np.arange(n_genes, dtype=np.int32) if gene_idx is None else gene_idx.astype(np.int32)
+        )
+        if genes.shape != (n_genes,):
+            raise ValueError(f"gene_idx has shape {genes.shape}, expected ({n_genes},)")
+        schema = pa.schema(
+            [("sample_idx", pa.int32()), ("gene_idx", pa.int32()), (value_name, value_type)]
+        )
+        genes_per_group = max(1, ROWS_PER_ROW_GROUP // max(n_samples, 1))
+        samples = sample_idx.astype(np.int32)
+        with (
+            self.atomic_file(target) as handle,
+            pq.ParquetWriter(
+                handle,
+                schema,
+                sorting_columns=[pq.SortingColumn(1), pq.SortingColumn(0)],
+                **PARQUET_OPTIONS,  # type: ignore[arg-type]
+            ) as writer,
+        ):
+            for first in range(0, n_genes, genes_per_group):
+                last = min(first + genes_per_group, n_genes)
+                values = matrix[first:last]
+                writer.write_table(
+                    pa.table(
+                        {
+                            "sample_idx": np.tile(samples, last - first),
+                            "gene_idx": np.repeat(genes[first:last], n_samples),
+                            value_name: pa.array(values.ravel(), value_type),
+                        },
+                        schema=schema,
+                    ),
+                    row_group_size=values.size,
+                )
+        return n_genes * n_samples
+
+    def stale_temporaries(self) -> list[str]:
+        """Temporary files left by crashed runs (never matched by the catalog's globs)."""
+        return sorted(self.fs.glob(f"{self.root.path}/**/{TEMPORARY_PREFIX}*"))

@@ -1,0 +1,1 @@
+"""Thin Dagster layer over the `archs4` domain library: assets, checks, resources and automation."""

@@ -1,0 +1,32 @@
+"""Catalog layer: the DuckDB file of views users query with `archs4 sql` or any DuckDB client."""
+
+import dagster as dg
+
+from dagster_project.raw import genes
+from dagster_project.resources import DuckDBCatalogResource
+
+EXAMPLE_QUERY = "SELECT count(*) AS n_rows, sum(count) AS total FROM counts"
+
+
+@dg.asset(
+    group_name="catalog",
+    kinds={"duckdb"},
+    deps=[genes, "samples", "counts"],
+    pool="duckdb_catalog",
+    description=(
+        "warehouse.duckdb: views over every layer that exists (sql/catalog/*.sql), rebuilt in a "
+        "temporary file and renamed into place so readers never wait and never see a half state."
+    ),
+)
+def warehouse_catalog(catalog: DuckDBCatalogResource) -> dg.MaterializeResult:
+    row_counts = catalog.rebuild()
+    return dg.MaterializeResult(
+        metadata={
+            "views": dg.MetadataValue.md(
+                "| view | rows |\n|---|---|\n"
+                + "\n".join(f"| {view} | {rows:,} |" for view, rows in row_counts.items())
+            ),
+            **{f"rows/{view}": rows for view, rows in row_counts.items()},
+            "example": f'archs4 sql "{EXAMPLE_QUERY}"',
+        }
+    )

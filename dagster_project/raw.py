@@ -1,0 +1,236 @@
+"""Raw layer: the release file registered as sample blocks, and its `genes`, `samples` and
+`counts` tables in long-format Parquet, each with blocking GX-backed checks."""
+
+import dagster as dg
+import duckdb
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from archs4.blocks import block_plans, find_block, read_registry
+from archs4.ingest import (
+    COUNTS_DATASET,
+    GENES_TABLE,
+    SAMPLES_DATASET,
+    genes_table,
+    ingest_block,
+    register_release,
+)
+from archs4.paths import read_sql
+from archs4.warehouse import Warehouse
+from dagster_project.partitions import SAMPLE_BLOCKS, sample_blocks
+from dagster_project.quality import validate
+from dagster_project.resources import Archs4SourceResource, WarehouseResource
+
+PREVIEW_ROWS = 5
+
+
+@dg.asset(
+    group_name="raw",
+    kinds={"hdf5"},
+    description=(
+        "The ARCHS4 release file, validated and registered: its GSMs are diffed against the "
+        "sample registry and the new samples are assigned warehouse ids and sample blocks "
+        "(one dynamic partition each). Re-registering a release adds nothing."
+    ),
+)
+def source_release(
+    context: dg.AssetExecutionContext,
+    source: Archs4SourceResource,
+    warehouse: WarehouseResource,
+) -> dg.MaterializeResult:
+    registration = register_release(warehouse.get(), source.path, source.block_size)
+    existing = set(context.instance.get_dynamic_partitions(SAMPLE_BLOCKS))
+    missing = [p.block for p in registration.all_blocks if p.block not in existing]
+    if missing:
+        context.instance.add_dynamic_partitions(SAMPLE_BLOCKS, missing)
+    if registration.vanished_gsms:
+        context.log.warning(
+            f"{len(registration.vanished_gsms)} warehouse samples are absent from this release "
+            f"(kept, not deleted), e.g. {registration.vanished_gsms[:5]}"
+        )
+    return dg.MaterializeResult(
+        metadata={
+            **registration.info.as_metadata(),
+            "source_checksum_sha256": registration.checksum,
+            "new_blocks": len(registration.new_blocks),
+            "new_samples": sum(p.n_samples for p in registration.new_blocks),
+            "total_blocks": len(registration.all_blocks),
+            "vanished_samples": len(registration.vanished_gsms),
+        }
+    )
+
+
+@dg.asset(
+    group_name="raw",
+    kinds={"parquet"},
+    deps=[source_release],
+    description="The gene dimension: one row per gene (Ensembl id, symbol, biotype).",
+)
+def genes(source: Archs4SourceResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    store = warehouse.get()
+    table = genes_table(source.path)
+    store.write_table(table, store.table_path(GENES_TABLE))
+    symbols = table.column("symbol")
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": table.num_rows,
+            "duplicated_symbols": table.num_rows - len(pc.unique(symbols)),
+            "preview": dg.MetadataValue.md(table.slice(0, PREVIEW_ROWS).to_pandas().to_markdown()),
+            "path": dg.MetadataValue.path(str(store.table_path(GENES_TABLE))),
+        }
+    )
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            "samples",
+            group_name="raw",
+            kinds={"parquet"},
+            deps=[source_release],
+            description=(
+                "The sample dimension, one file per block: GSM, series, GEO metadata text, "
+                "single-cell probability, and the column sum of the source matrix."
+            ),
+        ),
+        dg.AssetSpec(
+            "counts",
+            group_name="raw",
+            kinds={"parquet"},
+            deps=[source_release],
+            description=(
+                "Raw Kallisto gene counts in long format (sample_idx, gene_idx, count), zeros "
+                "included, one file per block, rows sorted by gene."
+            ),
+        ),
+    ],
+    partitions_def=sample_blocks,
+    can_subset=False,
+)
+def raw_block(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    """Read one sample block of the HDF5 matrix once and write its samples and counts."""
+    store = warehouse.get()
+    block = ingest_block(store, context.partition_key)
+    plan = block.plan
+    provenance = {
+        "source_path": plan.source_path,
+        "source_version": plan.source_version,
+        "source_checksum_sha256": plan.source_checksum,
+        "source_columns": f"[{plan.column_start}, {plan.column_stop})",
+    }
+    yield dg.MaterializeResult(
+        asset_key="samples",
+        metadata={
+            "dagster/row_count": block.samples.num_rows,
+            **provenance,
+            "preview": dg.MetadataValue.md(
+                block.samples.select(
+                    ["sample_idx", "gsm", "series_id", "source_name", "total_count"]
+                )
+                .slice(0, PREVIEW_ROWS)
+                .to_pandas()
+                .to_markdown()
+            ),
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key="counts",
+        metadata={
+            "dagster/row_count": block.count_rows,
+            "total_count": block.count_total,
+            **provenance,
+            "path": dg.MetadataValue.path(str(store.block_path(COUNTS_DATASET, plan.block))),
+        },
+    )
+
+
+@dg.asset_check(
+    asset=genes,
+    blocking=True,
+    description="GX suite `genes`: one row per source gene, Ensembl ids unique and well formed.",
+)
+def genes_are_valid(
+    source: Archs4SourceResource, warehouse: WarehouseResource
+) -> dg.AssetCheckResult:
+    store = warehouse.get()
+    frame = duckdb.sql(
+        "SELECT * FROM read_parquet($path)", params={"path": str(store.table_path(GENES_TABLE))}
+    ).df()
+    with source.open() as release:
+        n_genes = release.info.n_genes
+    return validate(frame, "genes", {"n_genes": n_genes})
+
+
+@dg.asset_check(
+    asset="samples",
+    partitions_def=sample_blocks,
+    blocking=True,
+    description=(
+        "GX suite `samples` on the block: GSMs unique and well formed, series ids GSE lists, "
+        "single-cell probabilities in [0, 1]; and no GSM of the block in another block."
+    ),
+)
+def samples_block_is_valid(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+) -> dg.AssetCheckResult:
+    store = warehouse.get()
+    block = context.partition_key
+    frame = duckdb.sql(
+        "SELECT * FROM read_parquet($path)",
+        params={"path": str(store.block_path(SAMPLES_DATASET, block))},
+    ).df()
+    duplicates = duckdb.sql(
+        read_sql("checks/gsm_in_other_blocks.sql"),
+        params={"samples_glob": store.dataset_glob(SAMPLES_DATASET), "block": block},
+    ).fetchall()
+    result = validate(
+        frame,
+        "samples",
+        {"n_samples": _block_width(store, block)},
+        gsms_in_other_blocks=len(duplicates),
+    )
+    if duplicates:
+        return dg.AssetCheckResult(
+            passed=False,
+            description=f"GSMs already ingested in another block: {duplicates[:5]}",
+            metadata=result.metadata,
+        )
+    return result
+
+
+@dg.asset_check(
+    asset="counts",
+    partitions_def=sample_blocks,
+    blocking=True,
+    description=(
+        "GX suite `counts_block_profile` on the block's per-sample profile (computed by DuckDB): "
+        "one row per gene for every sample, no nulls, no negatives, and per-sample totals equal "
+        "to the source matrix's column sums."
+    ),
+)
+def counts_block_is_valid(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+) -> dg.AssetCheckResult:
+    store = warehouse.get()
+    block = context.partition_key
+    profile = duckdb.sql(
+        read_sql("checks/counts_block_profile.sql"),
+        params={
+            "counts_file": str(store.block_path(COUNTS_DATASET, block)),
+            "samples_file": str(store.block_path(SAMPLES_DATASET, block)),
+        },
+    ).df()
+    return validate(
+        profile,
+        "counts_block_profile",
+        {"n_genes": _n_genes(store), "n_samples": _block_width(store, block)},
+    )
+
+
+def _block_width(store: Warehouse, block: str) -> int:
+    return find_block(block_plans(read_registry(store)), block).n_samples
+
+
+def _n_genes(store: Warehouse) -> int:
+    with store.fs.open(store.table_path(GENES_TABLE).path, "rb") as handle:
+        return pq.read_metadata(handle).num_rows

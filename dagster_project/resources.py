@@ -1,0 +1,73 @@
+"""Resources: every external thing the assets touch (the release file, the warehouse storage,
+the DuckDB catalog), configured from the environment so `make run`, `make ui` and the tests
+share one definition."""
+
+import os
+
+import dagster as dg
+import duckdb
+from pydantic import Field
+
+from archs4.catalog import build_catalog, connect_read_only
+from archs4.paths import PROJECT_ROOT
+from archs4.reader import Archs4Source, open_archs4
+from archs4.warehouse import Warehouse
+
+DEMO_DIR = PROJECT_ROOT / "data" / "demo"
+DEMO_SOURCE = DEMO_DIR / "human_gene_v2.6_demo.h5"
+DEFAULT_WAREHOUSE = PROJECT_ROOT / "warehouse"
+DEFAULT_BLOCK_SIZE = 2000
+
+
+class Archs4SourceResource(dg.ConfigurableResource):
+    """The ARCHS4 gene-level release file the warehouse is built from."""
+
+    path: str = Field(description="An ARCHS4 gene-level .h5 file.")
+    block_size: int = Field(
+        default=DEFAULT_BLOCK_SIZE,
+        description="Samples per block (rounded up to whole HDF5 sample chunks).",
+    )
+
+    def open(self, path: str | None = None) -> Archs4Source:
+        return open_archs4(path or self.path)
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The warehouse root (local or shared storage; fsspec URL or path)."""
+
+    root: str = Field(description="Root directory of the Parquet layers and the catalog.")
+
+    def get(self) -> Warehouse:
+        return Warehouse.at(self.root)
+
+
+class DuckDBCatalogResource(dg.ConfigurableResource):
+    """The DuckDB catalog of views over the warehouse: one writer, many read-only readers."""
+
+    warehouse_root: str
+
+    def rebuild(self) -> dict[str, int]:
+        return build_catalog(Warehouse.at(self.warehouse_root))
+
+    def read_only(self) -> duckdb.DuckDBPyConnection:
+        return connect_read_only(Warehouse.at(self.warehouse_root))
+
+
+def source_path_from_env() -> str:
+    return os.environ.get("ARCHS4_SOURCE") or str(DEMO_SOURCE)
+
+
+def warehouse_root_from_env() -> str:
+    return os.environ.get("ARCHS4_WAREHOUSE") or str(DEFAULT_WAREHOUSE)
+
+
+def resources_from_env() -> dict[str, dg.ConfigurableResource]:
+    root = str(Warehouse.at(warehouse_root_from_env()).root)
+    return {
+        "source": Archs4SourceResource(
+            path=source_path_from_env(),
+            block_size=int(os.environ.get("ARCHS4_BLOCK_SIZE", DEFAULT_BLOCK_SIZE)),
+        ),
+        "warehouse": WarehouseResource(root=root),
+        "catalog": DuckDBCatalogResource(warehouse_root=root),
+    }
