@@ -171,3 +171,7 @@ def find_block(plans: Sequence[BlockPlan], block: str) -> BlockPlan:
         if plan.block == block:
             return plan
     raise KeyError(f"block {block!r} is not in the warehouse's sample registry")
+
+
+def registered_block(warehouse: Warehouse, block: str) -> BlockPlan:
+    return find_block(block_plans(read_registry(warehouse)), block)

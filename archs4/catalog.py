@@ -33,6 +33,8 @@ DATASETS: dict[str, tuple[str, bool]] = {
     "raw_counts": ("raw/counts", True),
     "raw_genes": ("raw/genes", False),
     "raw_sample_registry": ("raw/sample_registry", False),
+    "reference_qn_target": ("reference/qn_target", False),
+    "normalized_expression": ("normalized/expression", True),
 }
 READ_ONLY_STATEMENTS = {
     duckdb.StatementType.SELECT,

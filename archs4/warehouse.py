@@ -112,6 +112,7 @@ class Warehouse:
         value_type: pa.DataType,
         *,
         gene_idx: np.ndarray | None = None,
+        file_metadata: dict[str, str] | None = None,
     ) -> int:
         """Write a genes x samples matrix as long rows (`sample_idx`, `gene_idx`, value).
 
@@ -127,7 +128,8 @@ class Warehouse:
         if genes.shape != (n_genes,):
             raise ValueError(f"gene_idx has shape {genes.shape}, expected ({n_genes},)")
         schema = pa.schema(
-            [("sample_idx", pa.int32()), ("gene_idx", pa.int32()), (value_name, value_type)]
+            [("sample_idx", pa.int32()), ("gene_idx", pa.int32()), (value_name, value_type)],
+            metadata=file_metadata,
         )
         genes_per_group = max(1, ROWS_PER_ROW_GROUP // max(n_samples, 1))
         samples = sample_idx.astype(np.int32)
@@ -155,6 +157,37 @@ class Warehouse:
                     row_group_size=values.size,
                 )
         return n_genes * n_samples
+
+    def read_long_block(
+        self, dataset: str, block: str, value_name: str
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Read one block written by `write_long_block` back into (matrix, sample_idx, gene_idx).
+
+        The gene-major order is verified, not assumed: a file in any other order is an error.
+        """
+        path = self.block_path(dataset, block)
+        with self.fs.open(path.path, "rb") as handle:
+            table = pq.read_table(handle, columns=["sample_idx", "gene_idx", value_name])
+        genes_column = table.column("gene_idx").to_numpy()
+        samples_column = table.column("sample_idx").to_numpy()
+        n_samples = int(np.searchsorted(genes_column, genes_column[0], side="right"))
+        n_genes = len(genes_column) // max(n_samples, 1)
+        sample_idx = samples_column[:n_samples]
+        gene_idx = genes_column[::n_samples] if n_samples else genes_column
+        if (
+            n_genes * n_samples != table.num_rows
+            or not np.array_equal(samples_column, np.tile(sample_idx, n_genes))
+            or not np.array_equal(genes_column, np.repeat(gene_idx, n_samples))
+        ):
+            raise ValueError(f"{path}: rows are not a complete gene-major genes x samples block")
+        values = table.column(value_name).to_numpy().reshape(n_genes, n_samples)
+        return values, sample_idx, gene_idx
+
+    def file_metadata(self, path: UPath) -> dict[str, str]:
+        """The key-value metadata a file was written with (e.g. which target normalized it)."""
+        with self.fs.open(path.path, "rb") as handle:
+            raw = pq.read_schema(handle).metadata or {}
+        return {k.decode(): v.decode() for k, v in raw.items() if not k.startswith(b"ARROW")}
 
     def stale_temporaries(self) -> list[str]:
         """Temporary files left by crashed runs (never matched by the catalog's globs)."""

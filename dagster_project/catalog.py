@@ -2,7 +2,9 @@
 
 import dagster as dg
 
+from dagster_project.normalized import expression
 from dagster_project.raw import genes
+from dagster_project.reference import qn_target
 from dagster_project.resources import DuckDBCatalogResource
 
 EXAMPLE_QUERY = "SELECT count(*) AS n_rows, sum(count) AS total FROM counts"
@@ -11,7 +13,7 @@ EXAMPLE_QUERY = "SELECT count(*) AS n_rows, sum(count) AS total FROM counts"
 @dg.asset(
     group_name="catalog",
     kinds={"duckdb"},
-    deps=[genes, "samples", "counts"],
+    deps=[genes, "samples", "counts", qn_target, expression],
     pool="duckdb_catalog",
     description=(
         "warehouse.duckdb: views over every layer that exists (sql/catalog/*.sql), rebuilt in a "

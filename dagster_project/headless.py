@@ -10,7 +10,6 @@ import argparse
 import os
 import sys
 import time
-import warnings
 from collections.abc import Sequence
 
 import dagster as dg
@@ -19,12 +18,16 @@ from dagster_project.definitions import all_assets, all_checks
 from dagster_project.partitions import SAMPLE_BLOCKS
 from dagster_project.resources import DEMO_DIR, DEMO_SOURCE, resources_from_env
 
-UNPARTITIONED_BEFORE_BLOCKS = ["source_release", "genes"]
-BLOCK_STAGES = [["samples", "counts"]]
-UNPARTITIONED_AFTER_BLOCKS = ["warehouse_catalog"]
+# Stages in dependency order: unpartitioned assets, or block-partitioned ones run per block.
+STAGES: list[tuple[list[str], bool]] = [
+    (["source_release", "gene_lengths", "genes"], False),
+    (["samples", "counts"], True),
+    (["qn_target"], False),
+    (["expression"], True),
+    (["warehouse_catalog"], False),
+]
 
-warnings.filterwarnings("ignore", category=dg.PreviewWarning)
-warnings.filterwarnings("ignore", category=dg.BetaWarning)
+LOG_LEVEL = os.environ.get("ARCHS4_LOG_LEVEL", "WARNING")
 
 
 def _materialize(
@@ -40,6 +43,7 @@ def _materialize(
         instance=instance,
         resources=resources,
         raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": LOG_LEVEL}}}},
     )
     failed_checks = [
         f"{e.asset_check_key.asset_key.to_user_string()}.{e.check_name}: {e.description}"
@@ -80,12 +84,14 @@ def ensure_demo_source() -> None:
 def materialize_everything(instance: dg.DagsterInstance) -> list[str]:
     """Materialize every layer for the configured source; returns the block keys."""
     resources = resources_from_env()
-    _materialize(instance, resources, UNPARTITIONED_BEFORE_BLOCKS)
-    blocks = sorted(instance.get_dynamic_partitions(SAMPLE_BLOCKS))
-    for stage in BLOCK_STAGES:
+    blocks: list[str] = []
+    for keys, per_block in STAGES:
+        if not per_block:
+            _materialize(instance, resources, keys)
+            continue
+        blocks = sorted(instance.get_dynamic_partitions(SAMPLE_BLOCKS))
         for block in blocks:
-            _materialize(instance, resources, stage, partition_key=block)
-    _materialize(instance, resources, UNPARTITIONED_AFTER_BLOCKS)
+            _materialize(instance, resources, keys, partition_key=block)
     return blocks
 
 

@@ -3,10 +3,11 @@
 
 import dagster as dg
 import duckdb
-import pyarrow.compute as pc
+import polars as pl
 import pyarrow.parquet as pq
 
-from archs4.blocks import block_plans, find_block, read_registry
+from archs4.blocks import registered_block
+from archs4.gene_lengths import attach_lengths
 from archs4.ingest import (
     COUNTS_DATASET,
     GENES_TABLE,
@@ -19,6 +20,7 @@ from archs4.paths import read_sql
 from archs4.warehouse import Warehouse
 from dagster_project.partitions import SAMPLE_BLOCKS, sample_blocks
 from dagster_project.quality import validate
+from dagster_project.reference import GENE_LENGTHS_TABLE, gene_lengths
 from dagster_project.resources import Archs4SourceResource, WarehouseResource
 
 PREVIEW_ROWS = 5
@@ -62,20 +64,29 @@ def source_release(
 
 @dg.asset(
     group_name="raw",
-    kinds={"parquet"},
-    deps=[source_release],
-    description="The gene dimension: one row per gene (Ensembl id, symbol, biotype).",
+    kinds={"parquet", "polars"},
+    deps=[source_release, gene_lengths],
+    description=(
+        "The gene dimension: one row per gene of the release (Ensembl id, symbol, biotype) with "
+        "its longest-transcript length from the GTF; `has_length` is false for genes the GTF "
+        "lacks (they stay in `counts` but are left out of `expression`)."
+    ),
 )
 def genes(source: Archs4SourceResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
     store = warehouse.get()
-    table = genes_table(source.path)
-    store.write_table(table, store.table_path(GENES_TABLE))
-    symbols = table.column("symbol")
+    lengths = pl.read_parquet(str(store.table_path(GENE_LENGTHS_TABLE)))
+    release_genes = pl.from_arrow(genes_table(source.path))
+    assert isinstance(release_genes, pl.DataFrame)
+    table = attach_lengths(release_genes, lengths)
+    store.write_table(table.to_arrow(), store.table_path(GENES_TABLE))
+    without_length = table.filter(~pl.col("has_length"))
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": table.num_rows,
-            "duplicated_symbols": table.num_rows - len(pc.unique(symbols)),
-            "preview": dg.MetadataValue.md(table.slice(0, PREVIEW_ROWS).to_pandas().to_markdown()),
+            "dagster/row_count": table.height,
+            "genes_without_length": without_length.height,
+            "duplicated_symbols": table.height - table["symbol"].n_unique(),
+            "preview": dg.MetadataValue.md(table.head(PREVIEW_ROWS).to_pandas().to_markdown()),
+            "without_length_examples": ", ".join(without_length["ensembl_id"].head(10).to_list()),
             "path": dg.MetadataValue.path(str(store.table_path(GENES_TABLE))),
         }
     )
@@ -186,7 +197,7 @@ def samples_block_is_valid(
     result = validate(
         frame,
         "samples",
-        {"n_samples": _block_width(store, block)},
+        {"n_samples": registered_block(store, block).n_samples},
         gsms_in_other_blocks=len(duplicates),
     )
     if duplicates:
@@ -223,12 +234,8 @@ def counts_block_is_valid(
     return validate(
         profile,
         "counts_block_profile",
-        {"n_genes": _n_genes(store), "n_samples": _block_width(store, block)},
+        {"n_genes": _n_genes(store), "n_samples": registered_block(store, block).n_samples},
     )
-
-
-def _block_width(store: Warehouse, block: str) -> int:
-    return find_block(block_plans(read_registry(store)), block).n_samples
 
 
 def _n_genes(store: Warehouse) -> int:

@@ -3,18 +3,23 @@ the DuckDB catalog), configured from the environment so `make run`, `make ui` an
 share one definition."""
 
 import os
+from pathlib import Path
 
 import dagster as dg
 import duckdb
+import polars as pl
 from pydantic import Field
 
 from archs4.catalog import build_catalog, connect_read_only
+from archs4.gene_lengths import LengthMethod, gene_lengths_from_gtf
 from archs4.paths import PROJECT_ROOT
+from archs4.quantile_norm import LengthAdjustment
 from archs4.reader import Archs4Source, open_archs4
 from archs4.warehouse import Warehouse
 
 DEMO_DIR = PROJECT_ROOT / "data" / "demo"
 DEMO_SOURCE = DEMO_DIR / "human_gene_v2.6_demo.h5"
+DEMO_GTF = DEMO_DIR / "gencode.demo.annotation.gtf.gz"
 DEFAULT_WAREHOUSE = PROJECT_ROOT / "warehouse"
 DEFAULT_BLOCK_SIZE = 2000
 
@@ -30,6 +35,30 @@ class Archs4SourceResource(dg.ConfigurableResource):
 
     def open(self, path: str | None = None) -> Archs4Source:
         return open_archs4(path or self.path)
+
+
+class GeneAnnotationResource(dg.ConfigurableResource):
+    """The GENCODE/Ensembl GTF that gives each gene its longest-transcript length."""
+
+    path: str = Field(description="A GTF file (.gtf or .gtf.gz) matching the release's genes.")
+    length_method: LengthMethod = Field(
+        default="longest_transcript",
+        description="longest_transcript (the contract); union_exons only for GTFs without "
+        "transcript ids, and recorded as such.",
+    )
+
+    def lengths(self) -> pl.DataFrame:
+        return gene_lengths_from_gtf(Path(self.path), method=self.length_method)
+
+
+class NormalizationResource(dg.ConfigurableResource):
+    """How quantile-normalized values are adjusted for gene length."""
+
+    length_adjustment: LengthAdjustment = Field(
+        default="divide",
+        description="divide: qn / (length_bp / 1000) (the original description); "
+        "subtract_log2: qn - log2(length_bp / 1000); none: qn.",
+    )
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -61,12 +90,20 @@ def warehouse_root_from_env() -> str:
     return os.environ.get("ARCHS4_WAREHOUSE") or str(DEFAULT_WAREHOUSE)
 
 
+def gtf_path_from_env() -> str:
+    return os.environ.get("ARCHS4_GTF") or str(DEMO_GTF)
+
+
 def resources_from_env() -> dict[str, dg.ConfigurableResource]:
     root = str(Warehouse.at(warehouse_root_from_env()).root)
     return {
         "source": Archs4SourceResource(
             path=source_path_from_env(),
             block_size=int(os.environ.get("ARCHS4_BLOCK_SIZE", DEFAULT_BLOCK_SIZE)),
+        ),
+        "annotation": GeneAnnotationResource(path=gtf_path_from_env()),
+        "normalization": NormalizationResource(
+            length_adjustment=os.environ.get("ARCHS4_LENGTH_ADJUSTMENT", "divide")  # type: ignore[arg-type]
         ),
         "warehouse": WarehouseResource(root=root),
         "catalog": DuckDBCatalogResource(warehouse_root=root),

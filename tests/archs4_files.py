@@ -89,3 +89,40 @@ def write_archs4_file(
             handle.create_dataset("meta/info/version", data=layout.removeprefix("v"))
             handle.create_dataset("meta/info/creation-date", data="2024-01-15")
     return path
+
+
+def write_gtf(path: Path, n_genes: int, *, missing_every: int = 9, seed: int = 0) -> dict[str, int]:
+    """A GENCODE-style GTF for the genes of `write_archs4_file` (ids with a version suffix).
+
+    Every `missing_every`-th gene is left out. Each gene gets two transcripts; returns the
+    expected longest-transcript length of each gene id (computed here, independently).
+    """
+    rng = np.random.default_rng(seed)
+    expected: dict[str, int] = {}
+    lines = ["##description: test annotation", "##provider: tests"]
+    position = 1000
+    for gene in range(n_genes):
+        if gene % missing_every == missing_every - 1:
+            continue
+        gene_id = f"ENSG{gene:011d}"
+        lengths = []
+        for transcript in range(2):
+            transcript_id = f"ENST{gene:09d}{transcript:02d}"
+            start = position
+            total = 0
+            for exon in range(int(rng.integers(1, 5))):
+                size = int(rng.integers(50, 900))
+                attributes = (
+                    f'gene_id "{gene_id}.3"; transcript_id "{transcript_id}.1"; '
+                    f'gene_type "protein_coding"; gene_name "GENE{gene}"; exon_number {exon + 1};'
+                )
+                lines.append(
+                    f"chr1\tHAVANA\texon\t{start}\t{start + size - 1}\t.\t+\t.\t{attributes}"
+                )
+                total += size
+                start += size + 100
+            lengths.append(total)
+        expected[gene_id] = max(lengths)
+        position += 20000
+    path.write_text("\n".join(lines) + "\n")
+    return expected

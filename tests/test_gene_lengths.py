@@ -56,7 +56,9 @@ def gtf_line(seqname: str, feature: str, start: int, end: int, attributes: str) 
     return "\t".join([seqname, "HAVANA", feature, str(start), str(end), ".", "+", ".", attributes])
 
 
-def exon(gene_id: str, transcript_id: str | None, start: int, end: int, seqname: str = "chr1") -> str:
+def exon(
+    gene_id: str, transcript_id: str | None, start: int, end: int, seqname: str = "chr1"
+) -> str:
     attributes = f'gene_id "{gene_id}";'
     if transcript_id is not None:
         attributes += f' transcript_id "{transcript_id}";'
@@ -283,7 +285,9 @@ GOOD_EXON = exon("ENSG00000000001.1", "ENST00000000001.1", 1, 10)
             id="too-few-columns",
         ),
         pytest.param(
-            ("#c\n" + GOOD_EXON + "\n" + GOOD_EXON.replace("\t1\t10\t", "\t1\tten\t") + "\n").encode(),
+            (
+                "#c\n" + GOOD_EXON + "\n" + GOOD_EXON.replace("\t1\t10\t", "\t1\tten\t") + "\n"
+            ).encode(),
             r"line 3: not a GTF record: start and end \(columns 4 and 5\) must be integers",
             id="non-integer-end",
         ),
@@ -298,7 +302,9 @@ GOOD_EXON = exon("ENSG00000000001.1", "ENST00000000001.1", 1, 10)
             id="reversed-exon",
         ),
         pytest.param(
-            (GOOD_EXON + "\n" + gtf_line("chr1", "exon", 5, 9, 'transcript_id "T.1";') + "\n").encode(),
+            (
+                GOOD_EXON + "\n" + gtf_line("chr1", "exon", 5, 9, 'transcript_id "T.1";') + "\n"
+            ).encode(),
             r"line 2: 1 of 2 exon lines have no gene_id",
             id="exon-without-gene-id",
         ),
@@ -322,6 +328,27 @@ def test_malformed_gzipped_gtf_reports_the_line_too(tmp_path: Path) -> None:
 
     with pytest.raises(GtfError, match=r"broken\.gtf\.gz, line 3: .*must be integers"):
         gene_lengths_from_gtf(path)
+
+
+def test_truncated_gzip_raises_gtf_error(tmp_path: Path) -> None:
+    path = tmp_path / "truncated.gtf.gz"
+    packed = gzip.compress(GENCODE_EXCERPT.read_bytes())
+    path.write_bytes(packed[: len(packed) // 2])
+
+    with pytest.raises(GtfError, match=r"truncated\.gtf\.gz: cannot be read"):
+        gene_lengths_from_gtf(path)
+
+
+def test_blank_lines_are_skipped_and_do_not_shift_reported_line_numbers(tmp_path: Path) -> None:
+    second_exon = exon("ENSG00000000001.1", "ENST00000000001.1", 21, 30)
+    gtf = write_gtf(tmp_path / "blank.gtf", ["#h", GOOD_EXON, "", second_exon, ""])
+    # (10-1+1) + (30-21+1) = 20
+    assert gene_lengths_from_gtf(gtf)["length_bp"].to_list() == [20]
+
+    bad_exon = second_exon.replace("\t21\t30\t", "\t21\tx\t")
+    write_gtf(gtf, ["#h", GOOD_EXON, "", "#c", "", bad_exon])
+    with pytest.raises(GtfError, match=r"blank\.gtf, line 6: .*must be integers"):
+        gene_lengths_from_gtf(gtf)
 
 
 def test_gene_id_inside_another_key_is_not_taken_for_the_gene_id(tmp_path: Path) -> None:

@@ -1,0 +1,137 @@
+"""Normalized layer: `expression`, each counts block normalized against the frozen target."""
+
+import dagster as dg
+import duckdb
+import numpy as np
+import polars as pl
+
+from archs4.blocks import registered_block
+from archs4.expression import (
+    EXPRESSION_DATASET,
+    LENGTH_ADJUSTMENT_KEY,
+    QN_TARGET_TABLE,
+    TARGET_DIGEST_KEY,
+    normalize_stored_block,
+    read_target,
+)
+from archs4.ingest import COUNTS_DATASET, GENES_TABLE
+from archs4.paths import read_sql
+from dagster_project.partitions import sample_blocks
+from dagster_project.quality import validate
+from dagster_project.raw import genes
+from dagster_project.reference import qn_target
+from dagster_project.resources import NormalizationResource, WarehouseResource
+
+# Values are stored as float32 (relative precision 6e-8); the check allows 1e-5.
+RELATIVE_TOLERANCE = 1e-5
+
+
+def _gene_lengths_by_idx(store) -> np.ndarray:
+    frame = pl.read_parquet(str(store.table_path(GENES_TABLE)), columns=["gene_idx", "length_bp"])
+    lengths = np.full(frame.height, np.nan)
+    lengths[frame["gene_idx"].to_numpy()] = frame["length_bp"].cast(pl.Float64).to_numpy()
+    return lengths
+
+
+@dg.asset(
+    group_name="normalized",
+    kinds={"parquet", "numpy"},
+    partitions_def=sample_blocks,
+    deps=["counts", qn_target, genes],
+    description=(
+        "Normalized expression, one file per block, long format (sample_idx, gene_idx, value): "
+        "log2(count + 1), quantile-normalized against the frozen `qn_target` (ties get the "
+        "target's mean over their ranks), then adjusted for gene length (default: divided by "
+        "the longest transcript's length in kb). Genes without a length are left out."
+    ),
+)
+def expression(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    normalization: NormalizationResource,
+) -> dg.MaterializeResult:
+    store = warehouse.get()
+    target = read_target(store)
+    if target is None:
+        raise dg.Failure("qn_target has not been computed yet; materialize it first")
+    method = normalization.length_adjustment
+    block = normalize_stored_block(
+        store, context.partition_key, target, _gene_lengths_by_idx(store), method
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": block.rows,
+            "n_samples": block.n_samples,
+            "n_genes_with_length": block.n_genes,
+            "length_adjustment": method,
+            "qn_target_sha256": target.digest,
+            "value_min": block.value_min,
+            "value_max": block.value_max,
+        }
+    )
+
+
+@dg.asset_check(
+    asset=expression,
+    partitions_def=sample_blocks,
+    blocking=True,
+    description=(
+        "GX suite `expression_block_profile`: every sample has one finite value per gene with a "
+        "length and none without; every value, length adjustment undone, equals the "
+        "quantile-normalized value recomputed in SQL from counts and the frozen target; and "
+        "the block was normalized against the current target."
+    ),
+)
+def expression_block_is_valid(
+    context: dg.AssetCheckExecutionContext,
+    warehouse: WarehouseResource,
+    normalization: NormalizationResource,
+) -> dg.AssetCheckResult:
+    store = warehouse.get()
+    block = context.partition_key
+    expression_file = store.block_path(EXPRESSION_DATASET, block)
+    written_with = store.file_metadata(expression_file)
+    target = read_target(store)
+    current_digest = target.digest if target else ""
+    if written_with.get(TARGET_DIGEST_KEY) != current_digest:
+        return dg.AssetCheckResult(
+            passed=False,
+            description=(
+                f"block {block} was normalized against target "
+                f"{written_with.get(TARGET_DIGEST_KEY, '?')[:12]}, the current target is "
+                f"{current_digest[:12]}: re-materialize it"
+            ),
+        )
+    method = written_with.get(LENGTH_ADJUSTMENT_KEY, "")
+    if method != normalization.length_adjustment:
+        return dg.AssetCheckResult(
+            passed=False,
+            description=(
+                f"block {block} used length adjustment {method!r}, the warehouse is configured "
+                f"for {normalization.length_adjustment!r}: re-materialize it"
+            ),
+        )
+    genes_file = str(store.table_path(GENES_TABLE))
+    profile = duckdb.sql(
+        read_sql("checks/expression_block_profile.sql"),
+        params={
+            "counts_file": str(store.block_path(COUNTS_DATASET, block)),
+            "expression_file": str(expression_file),
+            "target_file": str(store.table_path(QN_TARGET_TABLE)),
+            "genes_file": genes_file,
+            "method": method,
+        },
+    ).df()
+    n_with_length = (
+        pl.scan_parquet(genes_file).filter(pl.col("has_length")).select(pl.len()).collect().item()
+    )
+    return validate(
+        profile,
+        "expression_block_profile",
+        {
+            "n_genes_with_length": n_with_length,
+            "n_samples": registered_block(store, block).n_samples,
+            "tolerance": RELATIVE_TOLERANCE,
+        },
+        max_relative_error=float(profile["max_relative_error"].max()) if len(profile) else 0.0,
+    )

@@ -1,0 +1,133 @@
+"""Reference layer: gene lengths from GENCODE and the frozen quantile-normalization target."""
+
+import dagster as dg
+import duckdb
+import numpy as np
+import polars as pl
+from pydantic import Field
+
+from archs4.blocks import block_plans, read_registry
+from archs4.expression import QN_TARGET_TABLE, accumulate_target, read_target, write_target
+from archs4.ingest import COUNTS_DATASET, GENES_TABLE
+from archs4.warehouse import Warehouse
+from dagster_project.plots import line_plot_markdown
+from dagster_project.quality import validate
+from dagster_project.resources import GeneAnnotationResource, WarehouseResource
+
+GENE_LENGTHS_TABLE = "reference/gene_lengths"
+
+
+@dg.asset(
+    group_name="reference",
+    kinds={"parquet", "polars"},
+    description=(
+        "Each gene's exonic length of its longest transcript, from the GENCODE/Ensembl GTF "
+        "(`ARCHS4_GTF`), keyed by Ensembl id without version."
+    ),
+)
+def gene_lengths(
+    annotation: GeneAnnotationResource, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    store = warehouse.get()
+    lengths = annotation.lengths()
+    store.write_table(lengths.to_arrow(), store.table_path(GENE_LENGTHS_TABLE))
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": lengths.height,
+            "gtf": dg.MetadataValue.path(annotation.path),
+            "length_method": annotation.length_method,
+            "median_length_bp": float(lengths["length_bp"].median() or 0),
+            "max_length_bp": int(lengths["length_bp"].max() or 0),
+        }
+    )
+
+
+class QnTargetConfig(dg.Config):
+    recompute: bool = Field(
+        default=False,
+        description=(
+            "The target is frozen once computed, so new samples never change old values. "
+            "Set to recompute it from every current block; every `expression` block must then "
+            "be re-materialized (its check fails until it is)."
+        ),
+    )
+
+
+@dg.asset(
+    group_name="reference",
+    kinds={"parquet", "numpy"},
+    deps=["counts"],
+    description=(
+        "The quantile-normalization target: for each rank r, the mean over all samples of the "
+        "r-th smallest log2(count + 1). Streamed over the counts blocks (exact running sum of "
+        "sorted vectors), then frozen: later materializations keep it unless `recompute`."
+    ),
+)
+def qn_target(
+    context: dg.AssetExecutionContext, config: QnTargetConfig, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    store = warehouse.get()
+    existing = read_target(store)
+    if existing is not None and not config.recompute:
+        context.log.info(f"qn_target is frozen (sha256 {existing.digest[:12]}); kept as is")
+        return dg.MaterializeResult(metadata=_target_metadata(existing, frozen=True))
+    blocks = [plan.block for plan in block_plans(read_registry(store))]
+    missing = sorted(set(blocks) - set(store.blocks_present(COUNTS_DATASET)))
+    if missing:
+        raise dg.Failure(
+            f"counts blocks {missing[:10]} are registered but not ingested; materialize them "
+            "before computing the target, which must cover every sample"
+        )
+    accumulator = accumulate_target(
+        store, blocks, on_block=lambda block, n: context.log.debug(f"target: block {block}, {n}")
+    )
+    stored = write_target(store, accumulator)
+    context.log.info(f"qn_target computed over {stored.n_samples} samples in {len(blocks)} blocks")
+    return dg.MaterializeResult(metadata=_target_metadata(stored, frozen=False))
+
+
+def _target_metadata(stored, *, frozen: bool) -> dict:
+    values = stored.values
+    return {
+        "dagster/row_count": int(values.size),
+        "n_samples": stored.n_samples,
+        "sha256": stored.digest,
+        "frozen": frozen,
+        "min": float(values[0]),
+        "median": float(np.median(values)),
+        "max": float(values[-1]),
+        "target": dg.MetadataValue.md(
+            line_plot_markdown(
+                np.arange(1, values.size + 1), values, "rank", "log2(count + 1)", "QN target"
+            )
+        ),
+    }
+
+
+@dg.asset_check(
+    asset=gene_lengths,
+    blocking=True,
+    description="GX suite `gene_lengths`: one positive length per gene id.",
+)
+def gene_lengths_are_valid(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    store = warehouse.get()
+    frame = pl.read_parquet(str(store.table_path(GENE_LENGTHS_TABLE))).to_pandas()
+    return validate(frame, "gene_lengths")
+
+
+@dg.asset_check(
+    asset=qn_target,
+    blocking=True,
+    description="GX suite `qn_target`: one finite value per gene rank, non-decreasing.",
+)
+def qn_target_is_valid(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    store = warehouse.get()
+    frame = duckdb.sql(
+        "SELECT * FROM read_parquet($path) ORDER BY rank",
+        params={"path": str(store.table_path(QN_TARGET_TABLE))},
+    ).df()
+    return validate(frame, "qn_target", {"n_genes": _n_genes(store)})
+
+
+def _n_genes(store: Warehouse) -> int:
+    return pl.scan_parquet(str(store.table_path(GENES_TABLE))).select(pl.len()).collect().item()
