@@ -30,6 +30,10 @@ STAGES: list[tuple[list[str], bool]] = [
 LOG_LEVEL = os.environ.get("ARCHS4_LOG_LEVEL", "WARNING")
 
 
+class PipelineError(RuntimeError):
+    """A stage failed or one of its blocking checks did; the message says which and why."""
+
+
 def _materialize(
     instance: dg.DagsterInstance,
     resources: dict,
@@ -57,17 +61,16 @@ def _materialize(
     if not result.success or failed_checks:
         where = f" (block {partition_key})" if partition_key else ""
         details = "\n  ".join(failed_checks) or _first_failure(result)
-        raise SystemExit(f"materializing {', '.join(keys)}{where} failed:\n  {details}")
+        raise PipelineError(f"materializing {', '.join(keys)}{where} failed:\n  {details}")
 
 
 def _first_failure(result: dg.ExecuteInProcessResult) -> str:
     for event in result.all_events:
-        if event.is_step_failure and event.step_failure_data:
-            return (
-                event.step_failure_data.error.message.strip()
-                if event.step_failure_data.error
-                else ""
-            )
+        error = event.step_failure_data.error if event.is_step_failure else None
+        while error is not None and error.cause is not None:
+            error = error.cause  # the user's exception, under Dagster's wrapper
+        if error is not None:
+            return f"{event.step_key}: {error.message.strip()}"
     return "see the run's logs in the Dagster UI"
 
 
@@ -81,9 +84,8 @@ def ensure_demo_source() -> None:
     write_demo_dataset(DEMO_DIR)
 
 
-def materialize_everything(instance: dg.DagsterInstance) -> list[str]:
-    """Materialize every layer for the configured source; returns the block keys."""
-    resources = resources_from_env()
+def materialize_everything(instance: dg.DagsterInstance, resources: dict) -> list[str]:
+    """Materialize every layer, stage by stage; returns the block keys."""
     blocks: list[str] = []
     for keys, per_block in STAGES:
         if not per_block:
@@ -102,7 +104,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ensure_demo_source()
     started = time.perf_counter()
     with dg.DagsterInstance.get() as instance:
-        blocks = materialize_everything(instance)
+        try:
+            blocks = materialize_everything(instance, resources_from_env())
+        except PipelineError as failure:
+            print(failure, file=sys.stderr)
+            return 1
     root = resources_from_env()["warehouse"].root  # type: ignore[attr-defined]
     print(
         f"\nBuilt the warehouse at {root} in {time.perf_counter() - started:.0f} s: "

@@ -74,7 +74,9 @@ def write_archs4_file(
         }
         for key, values in text.items():
             handle.create_dataset(
-                f"meta/samples/{key}", data=_strings(values, fixed_length_strings), dtype=string_type
+                f"meta/samples/{key}",
+                data=_strings(values, fixed_length_strings),
+                dtype=string_type,
             )
         probability = np.linspace(0, 1, n_samples)
         if probability_as_text:
@@ -84,7 +86,9 @@ def write_archs4_file(
             )
         else:
             handle.create_dataset("meta/samples/singlecellprobability", data=probability)
-        handle.create_dataset(f"meta/samples/{aligned_key}", data=counts.sum(axis=0).astype(np.int64))
+        handle.create_dataset(
+            f"meta/samples/{aligned_key}", data=counts.sum(axis=0).astype(np.int64)
+        )
         if has_version:
             handle.create_dataset("meta/info/version", data=layout.removeprefix("v"))
             handle.create_dataset("meta/info/creation-date", data="2024-01-15")

@@ -35,7 +35,9 @@ def test_every_layout_reads_the_same(tmp_path: Path, layout: str, fixed_length_s
         assert meta["series_id"].to_pylist()[3] == "GSE100,GSE903"
         assert meta["aligned_reads"].to_pylist() == counts.sum(axis=0).tolist()
         assert meta["characteristics"].to_pylist()[1] == "tissue: t1\tage: 21"
-        np.testing.assert_allclose(meta["single_cell_probability"].to_numpy(), np.linspace(0, 1, 25))
+        np.testing.assert_allclose(
+            meta["single_cell_probability"].to_numpy(), np.linspace(0, 1, 25)
+        )
         blocks = list(source.iter_blocks(7))
     # 7 rounds up to 10, two whole chunks of 5 samples
     assert [(rows.start, rows.stop) for rows, _ in blocks] == [(0, 10), (10, 20), (20, 25)]
@@ -75,7 +77,7 @@ def test_series_list_pattern():
 
 
 def test_missing_file(tmp_path: Path):
-    with pytest.raises(FileNotFoundError, match="nothere.h5"):
+    with pytest.raises(FileNotFoundError, match=r"nothere\.h5"):
         open_archs4(tmp_path / "nothere.h5")
 
 
@@ -98,10 +100,9 @@ def test_truncated_file(tmp_path: Path):
     truncated = tmp_path / "truncated.h5"
     data = path.read_bytes()
     truncated.write_bytes(data[: len(data) // 2])
-    with pytest.raises(Archs4FormatError, match=r"truncated\.h5"):
-        with open_archs4(truncated) as source:
-            for _ in source.iter_blocks(10):
-                pass
+    with pytest.raises(Archs4FormatError, match=r"truncated\.h5"), open_archs4(truncated) as source:
+        for _ in source.iter_blocks(10):
+            pass
 
 
 @pytest.mark.parametrize(

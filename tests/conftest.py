@@ -1,0 +1,52 @@
+"""Shared fixtures: a small warehouse built once per session from an ARCHS4-layout file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pytest
+
+from dagster_project.headless import materialize_everything
+from dagster_project.resources import (
+    Archs4SourceResource,
+    DuckDBCatalogResource,
+    GeneAnnotationResource,
+    NormalizationResource,
+    WarehouseResource,
+)
+from tests.archs4_files import example_counts, write_archs4_file, write_gtf
+
+N_GENES, N_SAMPLES, BLOCK_SIZE = 45, 47, 10
+# Block boundaries follow each file's HDF5 chunking, so they may differ between layouts.
+SOURCE_COLUMNS_DIFFERING_BY_FILE = {"source_path", "source_version", "block"}
+
+
+def resources_for(source: Path, gtf: Path, root: Path, method: str = "divide") -> dict:
+    return {
+        "source": Archs4SourceResource(path=str(source), block_size=BLOCK_SIZE),
+        "annotation": GeneAnnotationResource(path=str(gtf)),
+        "normalization": NormalizationResource(length_adjustment=method),  # type: ignore[arg-type]
+        "warehouse": WarehouseResource(root=str(root)),
+        "catalog": DuckDBCatalogResource(warehouse_root=str(root)),
+    }
+
+
+def build(tmp: Path, name: str, counts: np.ndarray, **layout) -> tuple[Path, dict[str, int]]:
+    """Write `counts` as an ARCHS4 file plus a GTF and materialize the whole graph."""
+    source = write_archs4_file(tmp / f"{name}.h5", counts, **layout)
+    expected_lengths = write_gtf(tmp / "genes.gtf", counts.shape[0])
+    root = tmp / f"warehouse_{name}"
+    with dg.DagsterInstance.ephemeral() as instance:
+        materialize_everything(instance, resources_for(source, tmp / "genes.gtf", root))
+    return root, expected_lengths
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory: pytest.TempPathFactory):
+    """(tmp dir, source counts, warehouse root, expected gene lengths by Ensembl id)."""
+    tmp = tmp_path_factory.mktemp("pipeline")
+    counts = example_counts(N_GENES, N_SAMPLES, seed=3)
+    root, lengths = build(tmp, "human_gene_v2.6", counts, layout="v2.6", chunks=(20, 5))
+    return tmp, counts, root, lengths
