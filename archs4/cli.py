@@ -60,9 +60,29 @@ def _checked_output_path(path: str, warehouse: Warehouse, force: bool) -> Path:
     return output
 
 
+def _integral_decimals_as_ints(table: pa.Table) -> pa.Table:
+    # DuckDB sums integers into HUGEINT (decimal(38, 0) in Arrow); print those as integers.
+    for index, field in enumerate(table.schema):
+        if pa.types.is_decimal(field.type) and field.type.scale == 0:
+            try:
+                column = table.column(index).cast(pa.int64())
+            except pa.ArrowInvalid:
+                column = table.column(index).cast(pa.string())
+            table = table.set_column(index, field.name, column)
+    return table
+
+
+def _printable(value: object) -> object:
+    # GEO fields hold tabs (ARCHS4 joins characteristics with them); keep the table aligned.
+    return value.replace("\t", "\\t").replace("\n", "\\n") if isinstance(value, str) else value
+
+
 def _write(table: pa.Table, fmt: str, output: Path | None) -> None:
     if fmt == "table":
-        rows = table.slice(0, TABLE_ROW_LIMIT).to_pylist()
+        rows = [
+            {name: _printable(value) for name, value in row.items()}
+            for row in _integral_decimals_as_ints(table.slice(0, TABLE_ROW_LIMIT)).to_pylist()
+        ]
         text = tabulate(rows, headers="keys", tablefmt="github", floatfmt=".6g", missingval="NULL")
         more = table.num_rows - len(rows)
         if more > 0:

@@ -37,6 +37,7 @@ import gzip
 import os
 import shutil
 import zlib
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -330,11 +331,11 @@ _REAL_BIOTYPES: dict[str, str] = {
     "MT-RNR1": "Mt_rRNA", "MT-RNR2": "Mt_rRNA", "RN7SK": "misc_RNA", "RN7SL1": "misc_RNA",
     "RNU1-1": "snRNA", "RNU2-1": "snRNA", "SNORD3A": "snoRNA", "MIR21": "miRNA",
 }  # fmt: skip
-# Biotype mix of the generated genes (GENCODE names); with the real genes ~70 % protein coding.
+# Biotype mix of all genes (GENCODE names); generated genes fill what the real ones leave.
 _BIOTYPE_MIX: dict[str, float] = {
-    "protein_coding": 0.66, "lncRNA": 0.17, "processed_pseudogene": 0.06,
-    "unprocessed_pseudogene": 0.015, "misc_RNA": 0.02, "snRNA": 0.02, "snoRNA": 0.015,
-    "miRNA": 0.015, "TEC": 0.005,
+    "protein_coding": 0.70, "lncRNA": 0.16, "processed_pseudogene": 0.055,
+    "unprocessed_pseudogene": 0.015, "misc_RNA": 0.02, "snRNA": 0.015, "snoRNA": 0.01,
+    "miRNA": 0.01, "TEC": 0.005,
 }  # fmt: skip
 _SINGLE_EXON_BIOTYPES = frozenset(
     {"processed_pseudogene", "misc_RNA", "snRNA", "snoRNA", "miRNA", "Mt_rRNA"}
@@ -432,7 +433,7 @@ def write_demo_dataset(
     )
     genes = build_gene_table(n_genes, seed)
     plan = plan_samples(n_samples, seed)
-    _write_gtf(paths.gtf, genes)
+    _write_gtf(paths.gtf, genes, seed)
     preview_rows = _preview_gene_rows(genes)
     preview_counts = _write_h5(
         paths.h5,
@@ -491,15 +492,8 @@ def build_gene_table(n_genes: int, seed: int) -> GeneTable:
     n_extra = round(_GTF_ONLY_FRACTION * n_genes)
     real = _real_gene_selection(n_genes)
     real_symbols = [symbol for symbol, _ in real]
-    biotype_names = list(_BIOTYPE_MIX)
-    mix = np.array(list(_BIOTYPE_MIX.values()))
-    made_up_biotypes = [
-        biotype_names[i]
-        for i in rng.choice(
-            len(biotype_names), size=n_genes - len(real) + n_extra, p=mix / mix.sum()
-        )
-    ]
-    symbols = real_symbols + _made_up_symbols(made_up_biotypes, rng, taken=set(real_symbols))
+    made_up_biotypes = _made_up_biotypes(real_symbols, n_genes - len(real) + n_extra, rng)
+    symbols = real_symbols + _made_up_symbols(made_up_biotypes, real_symbols, rng)
     biotypes = [_REAL_BIOTYPES.get(s, "protein_coding") for s in real_symbols] + made_up_biotypes
     roles = [role for _, role in real] + [""] * len(made_up_biotypes)
     n_total = n_genes + n_extra
@@ -533,7 +527,7 @@ def build_gene_table(n_genes: int, seed: int) -> GeneTable:
     return GeneTable(
         n_h5=n_genes,
         ensembl_id=ids,
-        version=rng.integers(1, 20, size=n_total) if n_total else np.zeros(0, dtype=np.int64),
+        version=rng.integers(1, 20, size=n_total),
         symbol=symbols,
         biotype=biotypes,
         chrom=chroms,
@@ -545,6 +539,18 @@ def build_gene_table(n_genes: int, seed: int) -> GeneTable:
         pseudoautosomal=pseudoautosomal,
         role=roles,
     )
+
+
+def _made_up_biotypes(
+    real_symbols: Sequence[str], n_made_up: int, rng: np.random.Generator
+) -> list[str]:
+    """Biotypes of the generated genes, so that with the (mostly coding) real genes the whole
+    table follows `_BIOTYPE_MIX`."""
+    names = list(_BIOTYPE_MIX)
+    real = Counter(_REAL_BIOTYPES.get(s, "protein_coding") for s in real_symbols)
+    wanted = np.array([_BIOTYPE_MIX[b] for b in names]) * (len(real_symbols) + n_made_up)
+    room = np.maximum(wanted - np.array([real[b] for b in names]), 0.0) + 1e-9
+    return [names[i] for i in rng.choice(len(names), size=n_made_up, p=room / room.sum())]
 
 
 def _real_gene_selection(n_genes: int) -> list[tuple[str, str]]:
@@ -590,9 +596,13 @@ _SYMBOL_TEMPLATES: dict[str, tuple[str, ...]] = {
 
 
 def _made_up_symbols(
-    biotypes: Sequence[str], rng: np.random.Generator, taken: set[str]
+    biotypes: Sequence[str], real_symbols: Sequence[str], rng: np.random.Generator
 ) -> list[str]:
-    protein_coding = [s for s in taken if s in _KNOWN_GENES] or ["GENE"]
+    """Unique HGNC-style symbols; antisense lncRNAs and pseudogenes are named after protein
+    coding genes. Pools are lists in a fixed order, never iterated sets, whose order would
+    follow Python's per-process string hashing."""
+    taken = set(real_symbols)
+    protein_coding = [s for s in real_symbols if _REAL_BIOTYPES.get(s) is None] or ["GENE"]
     symbols: list[str] = []
     for biotype in biotypes:
         templates = _SYMBOL_TEMPLATES[biotype]
@@ -636,7 +646,8 @@ def _duplicate_and_placeholder_symbols(
     rng.shuffle(generated)
     n_duplicated = round(_DUPLICATED_SYMBOL_FRACTION * n_h5)
     n_placeholder = round(_PLACEHOLDER_SYMBOL_FRACTION * n_h5)
-    duplicated = generated[:n_duplicated]
+    # same-biotype genes side by side, so groups rarely mix biotypes
+    duplicated = sorted(generated[:n_duplicated], key=lambda g: biotypes[g])
     # Groups of two or three genes share the first member's symbol, or an Rfam family name
     # like Y_RNA when the first member is a small RNA.
     position = 0
@@ -859,7 +870,10 @@ def plan_samples(n_samples: int, seed: int) -> SamplePlan:
     depth = np.exp(depth) * np.where(low_quality, tiny, 1.0)
 
     gsm_numbers = _accession_numbers(sizes, rng)
-    gse_numbers = 10_000 + np.cumsum(rng.integers(2, 400, n_studies) * 2)  # even: room for +1
+    # GSE numbers stay in the real range (~10,000-250,000) whatever the number of studies;
+    # all even, so a SuperSeries can take the odd number after one
+    gse_gap = max(2, 120_000 // n_studies)
+    gse_numbers = 10_000 + np.cumsum(rng.integers(1, gse_gap, n_studies) * 2)
     superseries = _superseries(sizes, gse_numbers, rng)
     first_day = date(2011, 1, 3)
     span = (date(2024, 6, 28) - first_day).days
@@ -965,7 +979,7 @@ def _accession_numbers(sizes: np.ndarray, rng: np.random.Generator) -> np.ndarra
     steps = np.ones(int(sizes.sum()), dtype=np.int64)
     steps[rng.random(steps.size) < 0.02] = 2
     study_first = np.concatenate(([0], np.cumsum(sizes)[:-1]))
-    steps[study_first] = rng.integers(1, 3000, sizes.size)
+    steps[study_first] = rng.integers(1, max(2, min(3000, 5_000_000 // sizes.size)), sizes.size)
     return 1_000_000 + np.cumsum(steps) - 1
 
 
@@ -1027,6 +1041,7 @@ _PLATFORMS = (
     ("GPL21290", "Illumina HiSeq 3000", 2016, 2019),
     ("GPL24676", "Illumina NovaSeq 6000", 2018, 2024),
 )
+_SNAPSHOT_DAY = date(2024, 8, 20)  # the release's metadata snapshot: no later update dates
 _MONTHS = _words("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec")
 
 
@@ -1061,7 +1076,7 @@ def _sample_texts(plan: SamplePlan, seed: int) -> dict[str, list[str]]:
             texts["characteristics_ch1"].append(characteristics)
         submitted = plan.study_submitted[study]
         released = submitted + timedelta(days=int(rng.integers(7, 400)))
-        updated = released + timedelta(days=int(rng.integers(0, 1500)))
+        updated = min(released + timedelta(days=int(rng.integers(0, 1500))), _SNAPSHOT_DAY)
         in_use = [p for p in _PLATFORMS if p[2] <= submitted.year <= p[3]]
         platform, instrument, _, _ = in_use[rng.integers(len(in_use))]
         poly_a = rng.random() < 0.6
@@ -1105,10 +1120,14 @@ def _study_descriptions(
     healthy, diseased = _DISEASE_STATES[rng.integers(len(_DISEASE_STATES))]
     time = ("6h", "24 h", "48hr", "day 3")[rng.integers(4)]
     uninformative_style = int(rng.integers(6))
-    replicates = int(rng.integers(2, 5))
+    first_donor = int(rng.integers(1, 400))  # donors numbered within the study
+    # replicates are numbered within each (biosource, condition) group, so titles are unique
+    replicates_so_far: Counter[tuple[int, int]] = Counter()
     for position, sample in enumerate(samples):
-        replicate = position % replicates + 1
-        donor = f"D{int(rng.integers(1, 400))}"
+        group = (int(plan.biosource[sample]), int(plan.condition[sample]))
+        replicates_so_far[group] += 1
+        replicate = replicates_so_far[group]
+        donor = f"D{first_donor + position}"
         age = int(rng.integers(18, 90))
         sex = "male" if plan.male[sample] else "female"
         if not plan.named_in_metadata[sample]:
@@ -1201,7 +1220,7 @@ def _uninformative_text(
     if style == 0:
         return f"sample {number}", "total RNA", f"replicate: {replicate}\ttreatment: none"
     if style == 1:
-        return f"control replicate {replicate}", "control", f"Sex: {sex}\tage: {age}"
+        return f"control replicate {number}", "control", f"Sex: {sex}\tage: {age}"
     if style == 2:
         characteristics = f"individual: patient {number}\ttime point: baseline"
         return f"patient {number} baseline", f"patient {number}", characteristics
@@ -1209,7 +1228,7 @@ def _uninformative_text(
         return f"S{number}", "cells", f"genotype: wild type\tbatch: {visit}"
     if style == 4:
         genotype = "KO" if number % 2 else "WT"
-        return f"{genotype}_rep{replicate}", "primary sample", f"time: day {visit}"
+        return f"{genotype}_rep{(number + 1) // 2}", "primary sample", f"time: day {visit}"
     return f"donor {number} visit {visit}", "untreated", f"age: {age}\tSex: {sex}"
 
 
@@ -1238,38 +1257,31 @@ def _count_model(genes: GeneTable, seed: int) -> _CountModel:
     symbols = genes.symbol[:n]
     roles = np.array(genes.role[:n], dtype=object)
     biotypes = np.array(genes.biotype[:n], dtype=object)
-    base_mean = {"protein_coding": 0.0, "lncRNA": -2.0, "processed_pseudogene": -3.0,
-                 "unprocessed_pseudogene": -2.5, "TEC": -2.5, "Mt_rRNA": 3.0}  # fmt: skip
-    # Housekeeping and mitochondrial genes are high everywhere with little spread between
-    # them; label markers start low, so their programs decide their level.
-    is_housekeeping = (roles == "housekeeping") | (roles == "mitochondrial")
-    spread = np.where(is_housekeeping, 0.6, 1.6)
-    log_base = np.array([base_mean.get(b, -1.0) for b in biotypes]) + rng.normal(0, 1.0, n) * spread
-    log_base += np.select(
-        [roles == "housekeeping", roles == "mitochondrial", roles == "marker"],
-        [4.5, 5.0, -1.5],
-        0.0,
-    )
+    log_base = _baseline_abundance(roles, biotypes, rng)
     row_of = {symbol: g for g, symbol in enumerate(symbols)}
-    free = np.flatnonzero((roles == "") & (biotypes != "misc_RNA"))  # markers to be
+    generated = np.flatnonzero(roles == "")  # random program members and silent genes
     programs = np.zeros((len(ALL_LABELS), n))
     for label_index, label in enumerate(ALL_LABELS):
         markers = [row_of[s] for s in _LABEL_MARKERS[label].split() if s in row_of]
         programs[label_index, markers] = np.clip(rng.normal(3.0, 0.8, len(markers)), 1.5, None)
-        up = rng.choice(free, size=min(free.size, max(3, round(0.015 * n))), replace=False)
-        down = rng.choice(free, size=min(free.size, max(1, round(0.007 * n))), replace=False)
+        up = rng.choice(
+            generated, size=min(generated.size, max(3, round(0.015 * n))), replace=False
+        )
+        down = rng.choice(
+            generated, size=min(generated.size, max(1, round(0.007 * n))), replace=False
+        )
         programs[label_index, up] += rng.normal(1.6, 0.6, up.size)
         programs[label_index, down] -= np.abs(rng.normal(1.3, 0.4, down.size))
     culture = np.zeros(n)
     tissue = np.zeros(n)
     culture[[row_of[s] for s in _PROLIFERATION if s in row_of]] = 1.5
     tissue[[row_of[s] for s in _TISSUE_CONTEXT if s in row_of]] = 1.5
-    context = rng.choice(free, size=min(free.size, round(0.02 * n)), replace=False)
+    context = rng.choice(generated, size=min(generated.size, round(0.02 * n)), replace=False)
     tissue[context] += rng.normal(0.0, 0.8, context.size)
     culture -= 0.5 * tissue
     expressed = np.ones(n, dtype=bool)
     silent = rng.choice(
-        free, size=min(free.size, round(_ALL_ZERO_GENE_FRACTION * n)), replace=False
+        generated, size=min(generated.size, round(_ALL_ZERO_GENE_FRACTION * n)), replace=False
     )
     expressed[silent] = False
     # Low-abundance genes are noisier between samples, as in real RNA-seq.
@@ -1285,6 +1297,27 @@ def _count_model(genes: GeneTable, seed: int) -> _CountModel:
         culture=culture,
         tissue=tissue,
     )
+
+
+def _baseline_abundance(
+    roles: np.ndarray, biotypes: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """Log abundance common to all samples. Left-skewed, as real expression is: a ceiling
+    that housekeeping and mitochondrial genes sit above, and a long tail of low genes; a
+    third of the generated genes are barely expressed anywhere (mostly zeros), and
+    non-coding biotypes sit lower. Label markers start low so their programs decide."""
+    offset = {"protein_coding": 0.0, "lncRNA": -2.5, "processed_pseudogene": -3.5,
+              "unprocessed_pseudogene": -3.0, "TEC": -3.0}  # fmt: skip
+    log_base = (
+        np.array([offset.get(b, -1.5) for b in biotypes]) + 2.0 - rng.gamma(2.0, 1.3, roles.size)
+    )
+    barely = (roles == "") & (rng.random(roles.size) < 0.35)
+    log_base[barely] -= 4.5
+    log_base[roles == "marker"] -= 1.5
+    for role, level in (("housekeeping", 4.5), ("mitochondrial", 5.0)):
+        chosen = roles == role
+        log_base[chosen] = level + rng.normal(0.0, 0.5, int(chosen.sum()))
+    return log_base
 
 
 def _biosource_effect(seed: int, biosource: int, n_genes: int) -> np.ndarray:
@@ -1398,10 +1431,11 @@ def _count_block(
 class _ExpressionWriter:
     """Appends sample columns to ``data/expression`` as whole compressed chunks.
 
-    HDF5 would compress every chunk in the writing thread while holding the GIL; compressing
-    with zlib (the same deflate stream HDF5's gzip filter writes) on the thread pool and
-    storing the chunks directly is about twice as fast on two cores. Columns that do not yet
-    fill a chunk wait for the next block, so any block size gives the same file."""
+    h5py compresses chunks one at a time in the writing thread, holding the GIL. Compressing
+    with zlib (HDF5's gzip filter is zlib's deflate stream) on the thread pool, which zlib
+    allows by releasing the GIL, and storing the chunks as they are uses every core. Columns
+    that do not yet fill a chunk wait for the next block, so any block size gives the same
+    chunks."""
 
     def __init__(self, dataset: h5py.Dataset, pool: ThreadPoolExecutor) -> None:
         self._dataset = dataset
@@ -1565,23 +1599,33 @@ _GTF_HEADER = (
 )
 
 
-def _write_gtf(path: Path, genes: GeneTable) -> None:
+def _write_gtf(path: Path, genes: GeneTable, seed: int) -> None:
     """GENCODE-style gzip GTF: gene, transcript, exon and CDS lines, sorted by chromosome and
     position, with chrY `_PAR_Y` copies of the pseudo-autosomal genes. Genes flagged
     `in_gtf=False` are left out."""
-    rng = _rng(0, _Stream.GTF_IDS)  # ids only; positions come from the gene table
+    rng = _rng(seed, _Stream.GTF_IDS)  # ids only; positions come from the gene table
     transcript_ids = _id_counter(rng, "ENST", 200_000)
     exon_ids = _id_counter(rng, "ENSE", 1_000_000)
     protein_ids = _id_counter(rng, "ENSP", 200_000)
     records: list[tuple[int, int, int, bool]] = []  # (chromosome rank, start, gene, PAR_Y copy)
     rank = {chrom: i for i, chrom in enumerate(_CHROMOSOMES)}
-    gene_ids: list[list[tuple[str, str | None]]] = []  # per gene: (transcript id, protein id)
+    # Ids are drawn per gene before sorting, so a `_PAR_Y` copy reuses its chrX gene's ids
+    # (GENCODE appends the suffix to the same ENSG/ENST/ENSE ids).
+    transcript_and_protein_ids: list[list[tuple[str, str | None]]] = []
+    exon_ids_of_gene: list[dict[tuple[int, int], str]] = []
     for g in range(len(genes.ensembl_id)):
-        gene_ids.append(
+        transcript_and_protein_ids.append(
             [
                 (next(transcript_ids), next(protein_ids) if t.cds else None)
                 for t in genes.transcripts[g]
             ]
+        )
+        # exons shared by transcripts keep one exon id, as in GENCODE
+        exon_ids_of_gene.append(
+            {
+                exon: next(exon_ids)
+                for exon in sorted({e for t in genes.transcripts[g] for e in t.exons})
+            }
         )
         if not genes.in_gtf[g]:
             continue
@@ -1597,7 +1641,9 @@ def _write_gtf(path: Path, genes: GeneTable) -> None:
         ):
             out.write(_GTF_HEADER.encode())
             for _, _, g, par_y in records:
-                lines = _gene_lines(genes, g, par_y, gene_ids[g], exon_ids)
+                lines = _gene_lines(
+                    genes, g, par_y, transcript_and_protein_ids[g], exon_ids_of_gene[g]
+                )
                 out.write("".join(lines).encode())
         temporary.replace(path)
     finally:
@@ -1616,8 +1662,10 @@ def _gene_lines(
     g: int,
     par_y: bool,
     ids: Sequence[tuple[str, str | None]],
-    exon_ids: Iterator[str],
+    exon_ids: dict[tuple[int, int], str],
 ) -> list[str]:
+    """GTF lines of one gene (or of its chrY copy when `par_y`): gene, then per transcript the
+    transcript line and its exons in 5'->3' order, each exon followed by its CDS part."""
     suffix = "_PAR_Y" if par_y else ""
     chrom = "chrY" if par_y else genes.chrom[g]
     strand = genes.strand[g]
@@ -1641,7 +1689,6 @@ def _gene_lines(
         f"{chrom}\t{source}\tgene\t{start0}\t{start0 + span - 1}\t.\t{strand}\t.\t"
         f"{gene_attributes} level {level};{tags}\n"
     ]
-    exon_id_of: dict[tuple[int, int], str] = {}  # shared exons keep one exon id, as in GENCODE
     for k, (transcript, (transcript_id, protein_id)) in enumerate(
         zip(transcripts, ids, strict=True)
     ):
@@ -1660,7 +1707,7 @@ def _gene_lines(
         spliced = 0
         for number, (offset_start, offset_end) in enumerate(transcript.exons, start=1):
             exon_start, exon_end = genomic(offset_start, offset_end)
-            exon_id = exon_id_of.setdefault((offset_start, offset_end), next(exon_ids))
+            exon_id = exon_ids[(offset_start, offset_end)]
             exon_attributes = (
                 f"{transcript_attributes} exon_number {number}; "
                 f'exon_id "{exon_id}{suffix}"; level {level};'

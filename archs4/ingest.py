@@ -5,11 +5,15 @@ Registration diffs the release's GSMs against the sample registry, so re-registe
 release adds nothing and a later release adds only its new samples. Ingesting a block reads its
 columns once (one chunk-aligned HDF5 read), computes each sample's column sum from the matrix as
 read (the reference the counts check compares the Parquet file against), and writes both files
-atomically. Memory is one block of the matrix plus one row group of its long form.
+atomically, `counts` first, so a block has a `samples` file only once its counts are complete.
+Reading and writing overlap: each slab of gene chunks is encoded to Parquet on a background
+thread while the next is read. Memory is two slabs and one row group, never the whole block
+in long form.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,7 +112,8 @@ def ingest_block(warehouse: Warehouse, block: str) -> IngestedBlock:
     in_block = registry.filter(pc.equal(registry.column("block"), block))
     expected_gsms = in_block.sort_by("source_column").column("gsm").to_pylist()
     rows = SampleRange(plan.column_start, plan.column_stop)
-    with open_archs4(plan.source_path) as source:
+    # The file was validated in full at registration; its GSMs for this block are re-checked.
+    with open_archs4(plan.source_path, check_unique_ids=False) as source:
         if source.info.version != plan.source_version:
             raise Archs4FormatError(
                 plan.source_path,
@@ -125,15 +130,22 @@ def ingest_block(warehouse: Warehouse, block: str) -> IngestedBlock:
                 f"columns [{rows.start}, {rows.stop}) no longer hold the GSMs registered for "
                 f"block {plan.block}; the file changed since registration",
             )
-        counts = source.read_counts(rows)
-    column_totals = counts.sum(axis=0, dtype=np.uint64)
+        column_totals = np.zeros(rows.size, dtype=np.uint64)
+
+        def slabs_with_totals() -> Iterator[np.ndarray]:
+            for slab in source.iter_gene_slabs(rows):
+                column_totals[:] += slab.sum(axis=0, dtype=np.uint64)
+                yield slab
+
+        count_rows = warehouse.write_long_slabs(
+            warehouse.block_path(COUNTS_DATASET, plan.block),
+            slabs_with_totals(),
+            plan.sample_idx,
+            "count",
+            pa.uint32(),
+            gene_idx=np.arange(source.info.n_genes),
+        )
+    # Samples last: a block's `samples` file exists only once its counts are complete.
     samples = samples_table(metadata, plan, column_totals)
     warehouse.write_table(samples, warehouse.block_path(SAMPLES_DATASET, plan.block))
-    count_rows = warehouse.write_long_block(
-        warehouse.block_path(COUNTS_DATASET, plan.block),
-        counts,
-        plan.sample_idx,
-        "count",
-        pa.uint32(),
-    )
     return IngestedBlock(plan, samples, count_rows, int(column_totals.sum()))

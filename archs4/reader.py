@@ -130,8 +130,9 @@ class Archs4Source:
     Use as a context manager; every accessor reads only what it returns.
     """
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, check_unique_ids: bool = True) -> None:
         self.path = Path(path)
+        self._check_unique_ids = check_unique_ids
         if not self.path.exists():
             raise FileNotFoundError(f"{self.path}: ARCHS4 file not found")
         if self.path.is_dir():
@@ -239,9 +240,9 @@ class Archs4Source:
         for key in (GSM_KEY, SERIES_KEY, *([aligned_key] if aligned_key else [])):
             self._check_length(key, n_samples, "sample")
 
-        gene_ids = self._strings(gene_id_key)
-        self._reject_duplicates(gene_id_key, gene_ids, "Ensembl gene id")
-        self._reject_duplicates(GSM_KEY, self.gsms(), "GSM")
+        if self._check_unique_ids:
+            self._reject_duplicates(gene_id_key, self._strings(gene_id_key), "Ensembl gene id")
+            self._reject_duplicates(GSM_KEY, self.gsms(), "GSM")
 
         chunks = expression.chunks or (n_genes, 1)
         return SourceInfo(
@@ -415,14 +416,45 @@ class Archs4Source:
             ) from error
         return out.astype(np.uint32, copy=False)
 
+    def iter_gene_slabs(self, rows: SampleRange) -> Iterator[np.ndarray]:
+        """Counts of source columns `rows`, one slab of whole gene chunks at a time.
+
+        Slabs follow the file's gene chunking, so no chunk is decompressed twice, and a caller
+        can write one slab while the next is read.
+        """
+        if not 0 <= rows.start < rows.stop <= self.info.n_samples:
+            raise IndexError(
+                f"{self.path}: sample range [{rows.start}, {rows.stop}) "
+                f"outside 0..{self.info.n_samples}"
+            )
+        dataset = self._dataset(EXPRESSION_KEY)
+        step = self.info.chunk_genes
+        for first in range(0, self.info.n_genes, step):
+            last = min(first + step, self.info.n_genes)
+            out = np.empty((last - first, rows.size), dtype=dataset.dtype)
+            try:
+                dataset.read_direct(out, np.s_[first:last, rows.start : rows.stop])
+            except OSError as error:
+                raise Archs4FormatError(
+                    self.path,
+                    EXPRESSION_KEY,
+                    f"cannot read genes [{first}, {last}) of samples [{rows.start}, {rows.stop}) "
+                    f"(truncated or corrupt file?): {error}",
+                ) from error
+            yield out.astype(np.uint32, copy=False)
+
     def iter_blocks(self, block_size: int) -> Iterator[tuple[SampleRange, np.ndarray]]:
         for rows in self.block_ranges(block_size):
             yield rows, self.read_counts(rows)
 
 
-def open_archs4(path: Path | str) -> Archs4Source:
-    """Open and validate an ARCHS4 gene-level file; errors name the file and the key."""
-    return Archs4Source(path)
+def open_archs4(path: Path | str, *, check_unique_ids: bool = True) -> Archs4Source:
+    """Open and validate an ARCHS4 gene-level file; errors name the file and the key.
+
+    `check_unique_ids=False` skips the scan of every GSM and gene id (a full metadata read at
+    ARCHS4 scale) for callers that re-open a file already validated, such as block ingestion.
+    """
+    return Archs4Source(path, check_unique_ids=check_unique_ids)
 
 
 def is_valid_series_list(series_id: str) -> bool:
