@@ -14,6 +14,7 @@ almost every row group.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -240,6 +241,17 @@ class Warehouse:
             raw = pq.read_schema(handle).metadata or {}
         return {k.decode(): v.decode() for k, v in raw.items() if not k.startswith(b"ARROW")}
 
-    def stale_temporaries(self) -> list[str]:
-        """Temporary files left by crashed runs (never matched by the catalog's globs)."""
-        return sorted(self.fs.glob(f"{self.root.path}/**/{TEMPORARY_PREFIX}*"))
+    def remove_stale_temporaries(self, older_than_seconds: float = 3600) -> list[str]:
+        """Delete temporary files a crashed run left behind; returns their paths.
+
+        Only files older than `older_than_seconds` go, so a run writing right now keeps its own.
+        Temporaries are never visible to readers (the catalog's globs match `*.parquet`).
+        """
+        cutoff = time.time() - older_than_seconds
+        removed = []
+        for path in sorted(self.fs.glob(f"{self.root.path}/**/{TEMPORARY_PREFIX}*")):
+            modified = self.fs.modified(path)
+            if modified.timestamp() < cutoff:
+                self.fs.rm(path)
+                removed.append(path)
+        return removed

@@ -40,7 +40,11 @@ def source_release(
     source: Archs4SourceResource,
     warehouse: WarehouseResource,
 ) -> dg.MaterializeResult:
-    registration = register_release(warehouse.get(), source.path, source.block_size)
+    store = warehouse.get()
+    stale = store.remove_stale_temporaries()
+    if stale:
+        context.log.warning(f"removed {len(stale)} temporary files left by a crashed run")
+    registration = register_release(store, source.path, source.block_size)
     existing = set(context.instance.get_dynamic_partitions(SAMPLE_BLOCKS))
     missing = [p.block for p in registration.all_blocks if p.block not in existing]
     if missing:
@@ -58,6 +62,7 @@ def source_release(
             "new_samples": sum(p.n_samples for p in registration.new_blocks),
             "total_blocks": len(registration.all_blocks),
             "vanished_samples": len(registration.vanished_gsms),
+            "stale_temporaries_removed": len(stale),
         }
     )
 

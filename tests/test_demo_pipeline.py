@@ -55,8 +55,12 @@ def demo(tmp_path_factory: pytest.TempPathFactory):
     resources["source"] = Archs4SourceResource(path=str(paths.h5), block_size=200)
     with dg.DagsterInstance.ephemeral() as instance:
         blocks = materialize_everything(instance, resources)
-        # A second full run changes nothing: no new block, the target stays frozen.
+        target = (root / "reference" / "qn_target.parquet").read_bytes()
+        registry = (root / "raw" / "sample_registry.parquet").read_bytes()
+        # A second full run registers no new block and keeps the frozen target as it was.
         assert materialize_everything(instance, resources) == blocks
+        assert (root / "reference" / "qn_target.parquet").read_bytes() == target
+        assert (root / "raw" / "sample_registry.parquet").read_bytes() == registry
     with h5py.File(paths.h5, "r") as handle:
         counts = handle["data/expression"][:]
     return paths, root, counts, blocks

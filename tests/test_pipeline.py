@@ -14,7 +14,7 @@ import pytest
 import qnorm
 
 import dagster_project.raw
-from archs4.expression import EXPRESSION_DATASET, read_target
+from archs4.expression import EXPRESSION_DATASET, accumulate_target, read_target, write_target
 from archs4.ingest import SAMPLES_DATASET
 from archs4.quantile_norm import normalize_block
 from archs4.warehouse import Warehouse
@@ -208,3 +208,35 @@ def test_source_file_unchanged_by_the_run(built):
     tmp, counts, _, _ = built
     with h5py.File(tmp / "human_gene_v2.6.h5", "r") as handle:
         assert np.array_equal(handle["data/expression"][:], counts)
+
+
+def test_recomputed_target_flags_blocks_normalized_against_the_old_one(built, tmp_path: Path):
+    tmp, counts, _, _ = built
+    source = write_archs4_file(tmp_path / "human_gene_v2.6.h5", counts)
+    root = tmp_path / "warehouse"
+    resources = resources_for(source, tmp / "genes.gtf", root)
+    with dg.DagsterInstance.ephemeral() as instance:
+        materialize_everything(instance, resources)
+        store = Warehouse.at(root)
+        old = read_target(store)
+        # Recompute explicitly from the first block only: a different target.
+        write_target(store, accumulate_target(store, ["000000"]))
+        result = dg.materialize(
+            [*all_assets, *all_checks],
+            # Re-ingesting the block leaves its counts as they were; only the check matters here.
+            selection=dg.AssetSelection.assets("samples", "counts")
+            | dg.AssetSelection.checks_for_assets("expression"),
+            partition_key="000003",
+            instance=instance,
+            resources=resources,
+            raise_on_error=False,
+        )
+    (evaluation,) = [
+        event.asset_check_evaluation_data
+        for event in result.all_events
+        if event.event_type_value == "ASSET_CHECK_EVALUATION"
+        and event.asset_check_evaluation_data.check_name == "expression_block_is_valid"
+    ]
+    assert old is not None
+    assert not evaluation.passed
+    assert f"against target {old.digest[:12]}" in (evaluation.description or "")
