@@ -26,7 +26,8 @@ from archs4.demo_data import write_demo_dataset
 ROOT = Path(__file__).resolve().parent
 WORK = ROOT / "work"
 RESULTS = ROOT / "results"
-STAGE_ORDER = ["plain_read", "ingest", "target", "normalize", "kernel_vs_qnorm"]
+STAGE_ORDER = ["plain_read", "register", "ingest", "target", "normalize", "kernel_vs_qnorm"]
+SCALING_STAGES = ["plain_read", "ingest", "target", "normalize"]
 # Pairs of (stage, reference stage) whose time ratio is a goal.
 RATIOS = [("ingest", "plain_read", "ingest / plain h5py read (goal <= 2)")]
 
@@ -126,7 +127,7 @@ def summarize(records: list[dict], sizes: list[int]) -> tuple[list[dict], list[d
             ratio = by[(stage, n)]["seconds"] / by[(reference, n)]["seconds"]
             summary.append({"N": n, "figure": label, "value": ratio})
     if len(sizes) > 1:
-        for stage in STAGE_ORDER[:4]:
+        for stage in SCALING_STAGES:
             seconds = [by[(stage, n)]["seconds"] for n in sizes]
             memory = [by[(stage, n)]["peak_rss_mb"] for n in sizes]
             summary.append(

@@ -47,8 +47,14 @@ def plain_read(source: Path, _warehouse: Warehouse, block_size: int) -> dict:
     return {"total_count": checksum}
 
 
-def ingest(source: Path, warehouse: Warehouse, block_size: int) -> dict:
-    register_release(warehouse, source, block_size)
+def register(source: Path, warehouse: Warehouse, block_size: int) -> dict:
+    """Once per release: validate the file, checksum it, diff its GSMs, register blocks."""
+    registration = register_release(warehouse, source, block_size)
+    return {"blocks": len(registration.new_blocks)}
+
+
+def ingest(_source: Path, warehouse: Warehouse, _block_size: int) -> dict:
+    """Every block: read from HDF5, write samples and counts Parquet."""
     total = 0
     for plan in block_plans(read_registry(warehouse)):
         total += ingest_block(warehouse, plan.block).count_total
@@ -99,6 +105,7 @@ def kernel_vs_qnorm(_source: Path, warehouse: Warehouse, _block_size: int) -> di
 
 STAGES = {
     "plain_read": plain_read,
+    "register": register,
     "ingest": ingest,
     "target": target,
     "normalize": normalize,
