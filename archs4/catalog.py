@@ -27,14 +27,17 @@ from archs4.warehouse import TEMPORARY_PREFIX, Warehouse
 
 CATALOG_SQL_DIR = SQL_DIR / "catalog"
 
-# Template name in sql/catalog -> (dataset under the warehouse root, partitioned by block?)
-DATASETS: dict[str, tuple[str, bool]] = {
-    "raw_samples": ("raw/samples", True),
-    "raw_counts": ("raw/counts", True),
-    "raw_genes": ("raw/genes", False),
-    "raw_sample_registry": ("raw/sample_registry", False),
-    "reference_qn_target": ("reference/qn_target", False),
-    "normalized_expression": ("normalized/expression", True),
+# Template name in sql/catalog -> (dataset under the warehouse root, partition key or None)
+DATASETS: dict[str, tuple[str, str | None]] = {
+    "raw_samples": ("raw/samples", "block"),
+    "raw_counts": ("raw/counts", "block"),
+    "raw_genes": ("raw/genes", None),
+    "raw_sample_registry": ("raw/sample_registry", None),
+    "reference_qn_target": ("reference/qn_target", None),
+    "normalized_expression": ("normalized/expression", "block"),
+    "normalized_expression_by_gene": ("normalized/expression_by_gene", "chunk"),
+    "metrics_gene_metrics": ("metrics/gene_metrics", None),
+    "metrics_gene_windows": ("metrics/gene_windows", None),
 }
 READ_ONLY_STATEMENTS = {
     duckdb.StatementType.SELECT,
@@ -77,10 +80,10 @@ def view_definitions() -> list[ViewDefinition]:
 def dataset_locations(warehouse: Warehouse) -> dict[str, str | None]:
     """Each dataset's Parquet path or glob, or None while the layer has no committed file."""
     locations: dict[str, str | None] = {}
-    for name, (dataset, partitioned) in DATASETS.items():
-        if partitioned:
-            present = bool(warehouse.blocks_present(dataset))
-            locations[name] = warehouse.dataset_glob(dataset) if present else None
+    for name, (dataset, key_name) in DATASETS.items():
+        if key_name:
+            present = bool(warehouse.partition_keys(dataset, key_name))
+            locations[name] = warehouse.dataset_glob(dataset, key_name) if present else None
         else:
             path = warehouse.table_path(dataset)
             locations[name] = str(path) if warehouse.exists(path) else None

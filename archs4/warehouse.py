@@ -85,20 +85,27 @@ class Warehouse:
 
     def block_path(self, dataset: str, block: str) -> UPath:
         """One block of a partitioned dataset, e.g. <root>/raw/counts/block=000003/part.parquet."""
-        return self.root / dataset / f"block={block}" / "part.parquet"
+        return self.partition_path(dataset, "block", block)
 
-    def dataset_glob(self, dataset: str) -> str:
-        return f"{self.root / dataset}/block=*/*.parquet"
+    def partition_path(self, dataset: str, key_name: str, key: str) -> UPath:
+        return self.root / dataset / f"{key_name}={key}" / "part.parquet"
+
+    def partition_keys(self, dataset: str, key_name: str) -> list[str]:
+        """Keys that have a committed (renamed) file in `dataset`, sorted."""
+        return sorted(
+            UPath(p).parent.name.removeprefix(f"{key_name}=")
+            for p in self.fs.glob(f"{(self.root / dataset).path}/{key_name}=*/part.parquet")
+        )
+
+    def dataset_glob(self, dataset: str, key_name: str = "block") -> str:
+        return f"{self.root / dataset}/{key_name}=*/*.parquet"
 
     def exists(self, path: UPath) -> bool:
         return self.fs.exists(path.path)
 
     def blocks_present(self, dataset: str) -> list[str]:
         """Block keys that have a committed (renamed) file in `dataset`."""
-        return sorted(
-            UPath(p).parent.name.removeprefix("block=")
-            for p in self.fs.glob(f"{(self.root / dataset).path}/block=*/part.parquet")
-        )
+        return self.partition_keys(dataset, "block")
 
     # -- atomic writes ----------------------------------------------------------------------
 
@@ -213,11 +220,16 @@ class Warehouse:
     def read_long_block(
         self, dataset: str, block: str, value_name: str
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Read one block written by `write_long_block` back into (matrix, sample_idx, gene_idx).
+        """Read one block written by `write_long_block` back into (matrix, sample_idx, gene_idx)."""
+        return self.read_long_file(self.block_path(dataset, block), value_name)
 
-        The gene-major order is verified, not assumed: a file in any other order is an error.
+    def read_long_file(
+        self, path: UPath, value_name: str
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A gene-major long file as (genes x samples matrix, sample_idx, gene_idx).
+
+        The order is verified, not assumed: a file in any other order is an error.
         """
-        path = self.block_path(dataset, block)
         with self.fs.open(path.path, "rb") as handle:
             table = pq.read_table(handle, columns=["sample_idx", "gene_idx", value_name])
         genes_column = table.column("gene_idx").to_numpy()

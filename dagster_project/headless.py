@@ -24,7 +24,7 @@ STAGES: list[tuple[list[str], bool]] = [
     (["samples", "counts"], True),
     (["qn_target"], False),
     (["expression"], True),
-    (["warehouse_catalog"], False),
+    (["expression_by_gene", "gene_metrics", "warehouse_catalog"], False),
 ]
 
 LOG_LEVEL = os.environ.get("ARCHS4_LOG_LEVEL", "WARNING")

@@ -47,10 +47,13 @@ def naive_mean_pairwise_cosine(profiles: np.ndarray) -> float:
     return float(cosines[upper_rows, upper_cols].mean())
 
 
-def naive_gene_metrics(matrix: np.ndarray, sample_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(p95, mean_cosine)`` for every gene of a whole (G, N) matrix, gene by gene."""
+def naive_gene_metrics(
+    matrix: np.ndarray, sample_idx: np.ndarray, n_genes: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(p95, mean_cosine)`` for the first `n_genes` (default: every) gene of a whole (G, N)
+    matrix, gene by gene, profiles always over all G genes."""
     matrix = np.asarray(matrix, dtype=np.float64)
-    n_genes = matrix.shape[0]
+    n_genes = matrix.shape[0] if n_genes is None else n_genes
     p95 = np.empty(n_genes)
     mean_cosine = np.empty(n_genes)
     for gene in range(n_genes):

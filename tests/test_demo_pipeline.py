@@ -20,6 +20,7 @@ from archs4.demo_data import write_demo_dataset
 from dagster_project.headless import materialize_everything
 from dagster_project.resources import Archs4SourceResource
 from tests.conftest import resources_for
+from tests.references import naive_gene_metrics, naive_window_positions
 
 pytestmark = pytest.mark.slow
 
@@ -89,3 +90,29 @@ def test_expression_equals_independent_reference(demo):
     gene_kb = frame["gene_idx"].map(with_length).to_numpy() / 1000
     wanted = reference[frame["gene_idx"], frame["sample_idx"]] / gene_kb
     np.testing.assert_allclose(frame["value"].to_numpy(), wanted, rtol=1e-5, atol=0)
+
+
+def test_gene_metrics_equal_the_naive_reference(demo):
+    _, root, counts, _ = demo
+    with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as connection:
+        frame = connection.sql("SELECT gene_idx, sample_idx, value FROM expression").df()
+        metrics = connection.sql(
+            "SELECT gene_idx, p95, mean_cosine, window_size, n_samples FROM gene_metrics "
+            "ORDER BY gene_idx"
+        ).df()
+        window = connection.sql(
+            "SELECT sample_idx FROM gene_windows WHERE gene_idx = $g ORDER BY window_position",
+            params={"g": int(metrics["gene_idx"].iloc[0])},
+        ).fetchall()
+    genes = np.sort(frame["gene_idx"].unique())
+    matrix = np.zeros((genes.size, counts.shape[1]))
+    matrix[np.searchsorted(genes, frame["gene_idx"]), frame["sample_idx"]] = frame["value"]
+    p95, mean_cosine = naive_gene_metrics(matrix, np.arange(counts.shape[1]))
+    assert metrics["gene_idx"].tolist() == genes.tolist()
+    np.testing.assert_allclose(metrics["p95"], p95, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(metrics["mean_cosine"], mean_cosine, rtol=0, atol=1e-5)
+    assert set(metrics["window_size"]) == {100}
+    assert set(metrics["n_samples"]) == {counts.shape[1]}
+    # Window shifted to stay inside the samples: c = floor(0.95 * 599) = 569, c + 50 > 599.
+    expected = naive_window_positions(matrix[0], np.arange(counts.shape[1]))
+    assert [s for (s,) in window] == expected.tolist()
