@@ -15,6 +15,7 @@ is set by a budget of values rather than by N.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -27,7 +28,8 @@ from archs4.warehouse import Warehouse, block_key
 
 EXPRESSION_BY_GENE_DATASET = "normalized/expression_by_gene"
 CHUNK = "chunk"
-DEFAULT_VALUES_PER_CHUNK = 32 << 20  # 128 MB of float32 per gene chunk
+# Values per gene chunk (float32): 32M = 128 MB, a few times that in working memory.
+DEFAULT_VALUES_PER_CHUNK = int(os.environ.get("ARCHS4_GENE_CHUNK_VALUES", str(32 << 20)))
 
 
 @dataclass(frozen=True)
@@ -107,3 +109,18 @@ def iter_gene_chunks(warehouse: Warehouse) -> Iterator[tuple[np.ndarray, np.ndar
     for key in warehouse.partition_keys(EXPRESSION_BY_GENE_DATASET, CHUNK):
         path = warehouse.partition_path(EXPRESSION_BY_GENE_DATASET, CHUNK, key)
         yield warehouse.read_long_file(path, "value")
+
+
+def iter_gene_chunk_values(
+    warehouse: Warehouse, shapes: list[tuple[int, int]]
+) -> Iterator[np.ndarray]:
+    """Only the values of each chunk, for a second pass over chunks whose layout an earlier
+    `iter_gene_chunks` pass verified (`shapes`: their (genes, samples)); half the reading."""
+    keys = warehouse.partition_keys(EXPRESSION_BY_GENE_DATASET, CHUNK)
+    if len(keys) != len(shapes):
+        raise ValueError("the gene-clustered copy changed between passes")
+    for key, shape in zip(keys, shapes, strict=True):
+        path = warehouse.partition_path(EXPRESSION_BY_GENE_DATASET, CHUNK, key)
+        with warehouse.fs.open(path.path, "rb") as handle:
+            values = pq.read_table(handle, columns=["value"]).column("value").to_numpy()
+        yield values.reshape(shape)

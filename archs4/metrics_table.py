@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from archs4.by_gene import iter_gene_chunks
+from archs4.by_gene import iter_gene_chunk_values, iter_gene_chunks
 from archs4.expression import EXPRESSION_DATASET
 from archs4.gene_metrics import CosineAccumulator, GeneWindows, concat_windows, gene_windows
 from archs4.gene_metrics import sample_norms as block_sample_norms
@@ -52,15 +52,17 @@ def compute_gene_metrics(
     """
     norm_ids, norms = sample_norms(warehouse, blocks)
     parts: list[GeneWindows] = []
+    shapes: list[tuple[int, int]] = []
     for values, sample_idx, gene_idx in iter_gene_chunks(warehouse):
         if not np.array_equal(sample_idx, norm_ids):
             raise ValueError("the gene-clustered copy and the expression blocks hold other samples")
         parts.append(gene_windows(values, sample_idx, gene_idx))
+        shapes.append(values.shape)
     if not parts:
         raise ValueError("the gene-clustered copy of expression is empty")
     windows = concat_windows(parts)
     accumulator = CosineAccumulator(windows, norms)
-    for values, _, _ in iter_gene_chunks(warehouse):
+    for values in iter_gene_chunk_values(warehouse, shapes):
         accumulator.add_feature_chunk(values)
     mean_cosine = accumulator.mean_cosine()
     n_samples = norm_ids.size

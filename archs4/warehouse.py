@@ -238,10 +238,11 @@ class Warehouse:
         n_genes = len(genes_column) // max(n_samples, 1)
         sample_idx = samples_column[:n_samples]
         gene_idx = genes_column[::n_samples] if n_samples else genes_column
+        # Compared as (genes, samples) views against broadcast ids: no tiled copies.
         if (
             n_genes * n_samples != table.num_rows
-            or not np.array_equal(samples_column, np.tile(sample_idx, n_genes))
-            or not np.array_equal(genes_column, np.repeat(gene_idx, n_samples))
+            or not (samples_column.reshape(n_genes, n_samples) == sample_idx).all()
+            or not (genes_column.reshape(n_genes, n_samples) == gene_idx[:, None]).all()
         ):
             raise ValueError(f"{path}: rows are not a complete gene-major genes x samples block")
         values = table.column(value_name).to_numpy().reshape(n_genes, n_samples)

@@ -16,10 +16,20 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import polars as pl
+import pyarrow.parquet as pq
 
 from archs4.blocks import block_plans, read_registry
-from archs4.expression import accumulate_target, normalize_stored_block, read_target, write_target
+from archs4.by_gene import EXPRESSION_BY_GENE_DATASET, build_expression_by_gene, iter_gene_chunks
+from archs4.expression import (
+    EXPRESSION_DATASET,
+    accumulate_target,
+    normalize_stored_block,
+    read_target,
+    write_target,
+)
 from archs4.ingest import COUNTS_DATASET, ingest_block, register_release
+from archs4.metrics_table import GENE_METRICS_TABLE, compute_gene_metrics
 from archs4.warehouse import Warehouse
 
 MB = 1 << 20
@@ -77,6 +87,92 @@ def normalize(_source: Path, warehouse: Warehouse, _block_size: int) -> dict:
     return {"rows": rows}
 
 
+def _expression_genes(warehouse: Warehouse) -> tuple[list[str], np.ndarray, int]:
+    """Blocks, genes and sample count of the expression layer (from one file and footers)."""
+    blocks = warehouse.blocks_present(EXPRESSION_DATASET)
+    _, _, gene_idx = warehouse.read_long_block(EXPRESSION_DATASET, blocks[0], "value")
+    rows = sum(
+        pq.read_metadata(str(warehouse.block_path(EXPRESSION_DATASET, b))).num_rows for b in blocks
+    )
+    return blocks, gene_idx, rows // gene_idx.size
+
+
+def by_gene(_source: Path, warehouse: Warehouse, _block_size: int) -> dict:
+    """The gene-clustered copy of expression (the transpose of the block layer)."""
+    blocks, gene_idx, n_samples = _expression_genes(warehouse)
+    chunks = build_expression_by_gene(warehouse, blocks, gene_idx, n_samples)
+    return {"gene_chunks": len(chunks)}
+
+
+def metrics(_source: Path, warehouse: Warehouse, _block_size: int) -> dict:
+    blocks, gene_idx, _ = _expression_genes(warehouse)
+    genes = pl.DataFrame(
+        {
+            "gene_idx": gene_idx.astype(np.int32),
+            "ensembl_id": [f"G{g}" for g in gene_idx],
+            "symbol": [f"G{g}" for g in gene_idx],
+            "biotype": ["x"] * gene_idx.size,
+        }
+    )
+    result = compute_gene_metrics(warehouse, blocks, genes)
+    warehouse.write_table(result.metrics.to_arrow(), warehouse.table_path(GENE_METRICS_TABLE))
+    return {"genes": result.metrics.height}
+
+
+NAIVE_GENES = 100
+
+
+def metrics_naive(_source: Path, warehouse: Warehouse, _block_size: int) -> dict:
+    """The naive reference (whole matrix in memory, 100 full profiles gathered per gene) on
+    the first NAIVE_GENES genes, checked against the streamed result and extrapolated to all
+    genes (its cost is linear in the number of genes whose metrics are computed)."""
+    from tests.references import naive_gene_metrics
+
+    parts = list(iter_gene_chunks(warehouse))
+    matrix = np.vstack([values for values, _, _ in parts]).astype(np.float64)
+    sample_idx = parts[0][1]
+    started = time.perf_counter()
+    p95, mean_cosine = naive_gene_metrics(matrix, sample_idx, NAIVE_GENES)
+    seconds = time.perf_counter() - started
+    stored = pl.read_parquet(str(warehouse.table_path(GENE_METRICS_TABLE))).head(NAIVE_GENES)
+    return {
+        "naive_seconds_measured": seconds,
+        "naive_genes_measured": NAIVE_GENES,
+        "naive_seconds_all_genes": seconds * matrix.shape[0] / NAIVE_GENES,
+        "max_abs_diff_p95": float(np.abs(stored["p95"].to_numpy() - p95).max()),
+        "max_abs_diff_mean_cosine": float(
+            np.abs(stored["mean_cosine"].to_numpy() - mean_cosine).max()
+        ),
+    }
+
+
+def one_gene_query(_source: Path, warehouse: Warehouse, _block_size: int) -> dict:
+    """A one-gene question, three ways: full scan of the block layer, filter on the block
+    layer (row-group pruning within each block file), filter on the gene-clustered copy."""
+    import duckdb
+
+    blocks_glob = warehouse.dataset_glob(EXPRESSION_DATASET)
+    chunks_glob = warehouse.dataset_glob(EXPRESSION_BY_GENE_DATASET, "chunk")
+    queries = {
+        "full_scan": f"SELECT gene_idx, avg(value) FROM read_parquet('{blocks_glob}') "
+        "GROUP BY gene_idx",
+        "one_gene_blocks": f"SELECT avg(value) FROM read_parquet('{blocks_glob}') "
+        "WHERE gene_idx = 1234",
+        "one_gene_by_gene": f"SELECT avg(value) FROM read_parquet('{chunks_glob}') "
+        "WHERE gene_idx = 1234",
+    }
+    timings = {}
+    with duckdb.connect() as connection:
+        for name, query in queries.items():
+            best = float("inf")
+            for _ in range(3):
+                started = time.perf_counter()
+                connection.execute(query).fetchall()
+                best = min(best, time.perf_counter() - started)
+            timings[f"{name}_seconds"] = best
+    return timings
+
+
 def kernel_vs_qnorm(_source: Path, warehouse: Warehouse, _block_size: int) -> dict:
     """Per-block normalization kernel against qnorm on the same block, single core."""
     import qnorm
@@ -109,6 +205,10 @@ STAGES = {
     "ingest": ingest,
     "target": target,
     "normalize": normalize,
+    "by_gene": by_gene,
+    "metrics": metrics,
+    "metrics_naive": metrics_naive,
+    "one_gene_query": one_gene_query,
     "kernel_vs_qnorm": kernel_vs_qnorm,
 }
 

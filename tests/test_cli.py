@@ -24,7 +24,7 @@ def test_table_output(warehouse: Path, built, capsys: pytest.CaptureFixture[str]
     counts = built[1]
     assert main(["sql", "SELECT count(*) AS n, sum(count) AS total FROM counts"]) == 0
     out = capsys.readouterr().out
-    header, rule, row = out.splitlines()[:3]
+    header, _, row = out.splitlines()[:3]
     assert [h.strip() for h in header.strip("|").split("|")] == ["n", "total"]
     assert [int(v) for v in row.strip("|").split("|")] == [counts.size, counts.sum()]
     assert "(1 row)" in out

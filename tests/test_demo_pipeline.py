@@ -5,6 +5,7 @@ with plain Python (not the pipeline's Polars parser)."""
 from __future__ import annotations
 
 import gzip
+import json
 import re
 from collections import defaultdict
 from pathlib import Path
@@ -16,7 +17,9 @@ import numpy as np
 import pytest
 import qnorm
 
+from archs4.cli import main
 from archs4.demo_data import write_demo_dataset
+from archs4.paths import PROJECT_ROOT
 from dagster_project.headless import materialize_everything
 from dagster_project.resources import Archs4SourceResource
 from tests.conftest import resources_for
@@ -116,3 +119,47 @@ def test_gene_metrics_equal_the_naive_reference(demo):
     # Window shifted to stay inside the samples: c = floor(0.95 * 599) = 569, c + 50 > 599.
     expected = naive_window_positions(matrix[0], np.arange(counts.shape[1]))
     assert [s for (s,) in window] == expected.tolist()
+
+
+ANALYTICS = sorted((PROJECT_ROOT / "sql" / "analytics").glob("*.sql"))
+
+
+def test_every_analytics_query_has_a_header_and_runs(demo, monkeypatch, capsys):
+    _, root, _, _ = demo
+    monkeypatch.setenv("ARCHS4_WAREHOUSE", str(root))
+    with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as connection:
+        symbol = connection.sql(
+            "SELECT symbol FROM gene_metrics ORDER BY p95_rank LIMIT 1"
+        ).fetchall()[0][0]
+    assert len(ANALYTICS) >= 5
+    for path in ANALYTICS:
+        assert path.read_text().startswith("-- "), f"{path.name} has no header comment"
+        assert (
+            main(["sql", "-f", str(path), "--param", f"symbol={symbol}", "--format", "json"]) == 0
+        )
+        rows = json.loads(capsys.readouterr().out)
+        assert rows, f"{path.name} returned nothing"
+
+
+def test_gene_summary_matches_numpy(demo, monkeypatch, capsys):
+    _, root, counts, _ = demo
+    monkeypatch.setenv("ARCHS4_WAREHOUSE", str(root))
+    with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as connection:
+        gene_idx, symbol = connection.sql(
+            "SELECT gene_idx, symbol FROM genes WHERE has_length AND symbol IN "
+            "(SELECT symbol FROM genes GROUP BY symbol HAVING count(*) = 1) LIMIT 1"
+        ).fetchall()[0]
+        values = np.array(
+            [
+                v
+                for (v,) in connection.sql(
+                    "SELECT value FROM expression WHERE gene_idx = $g", params={"g": gene_idx}
+                ).fetchall()
+            ]
+        )
+    query = PROJECT_ROOT / "sql" / "analytics" / "gene_expression_summary.sql"
+    assert main(["sql", "-f", str(query), "--param", f"symbol={symbol}", "--format", "json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["samples"] == counts.shape[1]
+    assert row["median"] == pytest.approx(round(float(np.median(values)), 4), abs=1e-4)
+    assert row["p95"] == pytest.approx(round(float(np.percentile(values, 95)), 4), abs=1e-4)

@@ -1,0 +1,63 @@
+"""The gene-clustered copy of `expression` holds exactly its rows, in any chunking."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pytest
+
+from archs4.by_gene import (
+    CHUNK,
+    EXPRESSION_BY_GENE_DATASET,
+    build_expression_by_gene,
+    iter_gene_chunks,
+    plan_gene_chunks,
+)
+from archs4.expression import EXPRESSION_DATASET
+from archs4.warehouse import Warehouse
+
+pytestmark = pytest.mark.slow
+
+
+def test_plan_gene_chunks_respects_the_value_budget():
+    chunks = plan_gene_chunks(np.arange(10), n_samples=30, values_per_chunk=100)
+    assert [c.gene_idx.tolist() for c in chunks] == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9]]
+    assert [c.key for c in chunks] == ["000000", "000001", "000002", "000003"]
+    # A gene always fits, however many samples.
+    assert len(plan_gene_chunks(np.arange(3), n_samples=10**6, values_per_chunk=10)) == 3
+
+
+def test_rebuilt_in_small_chunks_equals_the_block_layer(built, tmp_path: Path):
+    root = tmp_path / "warehouse"
+    shutil.copytree(built[2], root)
+    store = Warehouse.at(root)
+    blocks = store.blocks_present(EXPRESSION_DATASET)
+    genes = np.array(
+        sorted(
+            g
+            for (g,) in duckdb.sql(
+                "SELECT DISTINCT gene_idx FROM read_parquet($glob)",
+                params={"glob": store.dataset_glob(EXPRESSION_DATASET)},
+            ).fetchall()
+        )
+    )
+    n_samples = 47
+    chunks = build_expression_by_gene(store, blocks, genes, n_samples, values_per_chunk=47 * 7)
+    assert len(chunks) == -(-genes.size // 7)
+    assert store.partition_keys(EXPRESSION_BY_GENE_DATASET, CHUNK) == [c.key for c in chunks]
+    rebuilt = np.vstack([values for values, _, _ in iter_gene_chunks(store)])
+    sample_idx = next(iter_gene_chunks(store))[1]
+    assert sample_idx.tolist() == list(range(n_samples))
+    expected = np.zeros_like(rebuilt)
+    for block in blocks:
+        values, samples, block_genes = store.read_long_block(EXPRESSION_DATASET, block, "value")
+        assert block_genes.tolist() == genes.tolist()
+        expected[:, samples] = values
+    assert np.array_equal(rebuilt, expected)
+    # Re-chunking coarser removes the chunks of the finer plan.
+    coarse = build_expression_by_gene(store, blocks, genes, n_samples)
+    assert store.partition_keys(EXPRESSION_BY_GENE_DATASET, CHUNK) == [c.key for c in coarse]
+    assert len(coarse) == 1
