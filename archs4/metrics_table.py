@@ -9,6 +9,7 @@ nor 100 full profiles per gene.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,7 +62,10 @@ def compute_gene_metrics(
     if not parts:
         raise ValueError("the gene-clustered copy of expression is empty")
     windows = concat_windows(parts)
-    accumulator = CosineAccumulator(windows, norms)
+    # float32 products (the layer is float32; |S|^2 still sums in float64) on every core.
+    accumulator = CosineAccumulator(
+        windows, norms, product_dtype=np.float32, threads=os.cpu_count() or 1
+    )
     for values in iter_gene_chunk_values(warehouse, shapes):
         accumulator.add_feature_chunk(values)
     mean_cosine = accumulator.mean_cosine()

@@ -358,3 +358,18 @@ def test_concat_rejects_windows_from_different_sample_sets() -> None:
     small = gene_windows(rng.normal(size=(2, 50)), np.arange(50), np.arange(2, 4))
     with pytest.raises(ValueError, match="different sample sets"):
         concat_windows([large, small])
+
+
+def test_float32_products_on_two_threads_agree_with_float64() -> None:
+    rng = np.random.default_rng(5)
+    values = rng.lognormal(0, 1, size=(70, 400)) * (rng.random((70, 400)) > 0.3)
+    sample_idx = np.arange(400)
+    windows = gene_windows(values, sample_idx, np.arange(70))
+    norms = sample_norms(values)
+    exact = CosineAccumulator(windows, norms)
+    fast = CosineAccumulator(windows, norms, product_dtype=np.float32, threads=2)
+    for start in range(0, 70, 23):
+        exact.add_feature_chunk(values[start : start + 23])
+        fast.add_feature_chunk(values[start : start + 23].astype(np.float32))
+    np.testing.assert_allclose(fast.mean_cosine(), exact.mean_cosine(), rtol=0, atol=1e-6)
+    assert not np.array_equal(fast.mean_cosine(), exact.mean_cosine())  # really float32
