@@ -38,6 +38,10 @@ DATASETS: dict[str, tuple[str, str | None]] = {
     "normalized_expression_by_gene": ("normalized/expression_by_gene", "chunk"),
     "metrics_gene_metrics": ("metrics/gene_metrics", None),
     "metrics_gene_windows": ("metrics/gene_windows", None),
+    "labels_sample_labels": ("labels/sample_labels", None),
+    "labels_sample_splits": ("labels/sample_splits", None),
+    "model_predictions": ("model/predictions", None),
+    "model_model_evaluation": ("model/model_evaluation", None),
 }
 READ_ONLY_STATEMENTS = {
     duckdb.StatementType.SELECT,

@@ -352,23 +352,36 @@ def evaluate_model_on_rows(
     return evaluate(np.asarray(Y)[rows], probabilities, thresholds, label_names, model_name)
 
 
-def baseline_original(
+def fit_original_configuration(
     X_all_genes: np.ndarray, Y: np.ndarray, *, seed: int = 0, n_jobs: int = 2
-) -> tuple[RandomForestClassifier, np.ndarray]:
-    """The original work's configuration: a Random Forest with 10 trees (other parameters at
-    sklearn's defaults) on all genes, trained on a random per-sample 67% of the rows
-    (``train_test_split(test_size=0.33)``, seeded). Returns the model and the held-out 33%
-    row indices (sorted); evaluate it there at threshold 0.5 (``evaluate_model_on_rows``)."""
+) -> RandomForestClassifier:
+    """The original work's model on the rows given: a Random Forest with 10 trees, other
+    parameters at sklearn's defaults (decisions at threshold 0.5 when evaluated)."""
     features = _as_features(X_all_genes)
     labels = as_multi_hot(Y)
     _check_same_rows(features, labels)
-    train_rows, test_rows = train_test_split(
-        np.arange(features.shape[0]), test_size=BASELINE_TEST_FRACTION, random_state=seed
-    )
     model = RandomForestClassifier(
         n_estimators=BASELINE_N_ESTIMATORS, random_state=seed, n_jobs=n_jobs
     )
-    model.fit(features[train_rows], _fit_target(labels[train_rows]))
+    model.fit(features, _fit_target(labels))
+    return model
+
+
+def baseline_original(
+    X_all_genes: np.ndarray, Y: np.ndarray, *, seed: int = 0, n_jobs: int = 2
+) -> tuple[RandomForestClassifier, np.ndarray]:
+    """The original work's configuration end to end: `fit_original_configuration` on all
+    genes, trained on a random per-sample 67% of the rows (``train_test_split(test_size=0.33)``,
+    seeded). Returns the model and the held-out 33% row indices (sorted); evaluate it there at
+    threshold 0.5 (``evaluate_model_on_rows``)."""
+    train_rows, test_rows = train_test_split(
+        np.arange(np.asarray(X_all_genes).shape[0]),
+        test_size=BASELINE_TEST_FRACTION,
+        random_state=seed,
+    )
+    model = fit_original_configuration(
+        np.asarray(X_all_genes)[train_rows], np.asarray(Y)[train_rows], seed=seed, n_jobs=n_jobs
+    )
     return model, np.sort(test_rows).astype(np.int64)
 
 

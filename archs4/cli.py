@@ -129,6 +129,27 @@ def command_sql(args: argparse.Namespace) -> int:
     return 0
 
 
+SIMILAR_SQL = PROJECT_ROOT / "sql" / "analytics" / "similar_samples.sql"
+
+
+def command_similar(args: argparse.Namespace) -> int:
+    if args.k < 1:
+        raise UsageError("-k must be at least 1")
+    warehouse = warehouse_from_env()
+    with connect_read_only(warehouse) as connection:
+        found = connection.execute(
+            "SELECT sample_idx FROM samples WHERE gsm = $gsm", {"gsm": args.gsm}
+        ).fetchall()
+        if not found:
+            raise UsageError(f"{args.gsm} is not a sample of the warehouse")
+        relation = run_read_only_query(
+            connection, SIMILAR_SQL.read_text(), {"sample_idx": found[0][0], "k": args.k}
+        )
+        table = relation.to_arrow_table() if relation is not None else pa.table({})
+    _write(table, args.format, None)
+    return 0
+
+
 def command_demo_data(args: argparse.Namespace) -> int:
     from archs4.demo_data import write_demo_dataset
 
@@ -159,6 +180,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="bind $NAME in the query to VALUE (safely, never spliced into the SQL)",
     )
     sql.set_defaults(handler=command_sql)
+
+    similar = commands.add_parser(
+        "similar", help="the samples most similar to a GSM (cosine of normalized profiles)"
+    )
+    similar.add_argument("gsm", help="a GSM accession of the warehouse")
+    similar.add_argument("-k", type=int, default=10, help="how many samples (default 10)")
+    similar.add_argument("--format", choices=OUTPUT_FORMATS[:3], default="table")
+    similar.set_defaults(handler=command_similar)
 
     demo = commands.add_parser("demo-data", help="write a demo dataset in the ARCHS4 v2 layout")
     demo.add_argument("--samples", type=int, default=4000)

@@ -2,7 +2,9 @@
 
 import dagster as dg
 
+from dagster_project.labels import sample_labels, sample_splits
 from dagster_project.metrics import expression_by_gene, gene_metrics
+from dagster_project.model import model_evaluation, predictions
 from dagster_project.normalized import expression
 from dagster_project.raw import genes
 from dagster_project.reference import qn_target
@@ -14,7 +16,19 @@ EXAMPLE_QUERY = "SELECT count(*) AS n_rows, sum(count) AS total FROM counts"
 @dg.asset(
     group_name="catalog",
     kinds={"duckdb"},
-    deps=[genes, "samples", "counts", qn_target, expression, expression_by_gene, gene_metrics],
+    deps=[
+        genes,
+        "samples",
+        "counts",
+        qn_target,
+        expression,
+        expression_by_gene,
+        gene_metrics,
+        sample_labels,
+        sample_splits,
+        predictions,
+        model_evaluation,
+    ],
     pool="duckdb_catalog",
     description=(
         "warehouse.duckdb: views over every layer that exists (sql/catalog/*.sql), rebuilt in a "

@@ -2,10 +2,10 @@
 
 import dagster as dg
 
-from dagster_project import catalog, metrics, normalized, raw, reference
+from dagster_project import catalog, labels, metrics, model, normalized, raw, reference
 from dagster_project.resources import resources_from_env
 
-ASSET_MODULES = [raw, reference, normalized, metrics, catalog]
+ASSET_MODULES = [raw, reference, normalized, metrics, labels, model, catalog]
 
 all_assets = dg.load_assets_from_modules(ASSET_MODULES)
 all_checks = dg.load_asset_checks_from_modules(ASSET_MODULES)

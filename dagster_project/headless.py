@@ -24,7 +24,21 @@ STAGES: list[tuple[list[str], bool]] = [
     (["samples", "counts"], True),
     (["qn_target"], False),
     (["expression"], True),
-    (["expression_by_gene", "gene_metrics", "warehouse_catalog"], False),
+    (
+        [
+            "expression_by_gene",
+            "gene_metrics",
+            "sample_labels",
+            "sample_splits",
+            "feature_space",
+            "sample_features",
+            "label_classifier",
+            "model_evaluation",
+            "predictions",
+            "warehouse_catalog",
+        ],
+        False,
+    ),
 ]
 
 LOG_LEVEL = os.environ.get("ARCHS4_LOG_LEVEL", "WARNING")

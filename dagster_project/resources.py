@@ -61,6 +61,30 @@ class NormalizationResource(dg.ConfigurableResource):
     )
 
 
+class LabelSourcesResource(dg.ConfigurableResource):
+    """Where sample labels come from besides the metadata vocabulary (assets/)."""
+
+    directory: str | None = Field(
+        default=None,
+        description="An ARCHS4 label download directory (<root>/<cell_lines|tissue_types>/"
+        "<label>/*.tsv), or none.",
+    )
+    truth_path: str | None = Field(
+        default=None,
+        description="A ground-truth table (gsm, label, named_in_metadata) to measure the "
+        "labelling against; the demo dataset ships one.",
+    )
+
+
+class ClassifierResource(dg.ConfigurableResource):
+    """Parameters of the feature space and the Random Forest."""
+
+    n_top_genes: int = Field(default=2000, description="Most variable genes (train rows) kept.")
+    n_components: int = Field(default=50, description="Principal components used as features.")
+    n_estimators: int = Field(default=300, description="Trees of the Random Forest.")
+    seed: int = Field(default=0, description="Seed of splits, PCA and forests.")
+
+
 class WarehouseResource(dg.ConfigurableResource):
     """The warehouse root (local or shared storage; fsspec URL or path)."""
 
@@ -94,6 +118,15 @@ def gtf_path_from_env() -> str:
     return os.environ.get("ARCHS4_GTF") or str(DEMO_GTF)
 
 
+def label_sources_from_env() -> LabelSourcesResource:
+    directory = os.environ.get("ARCHS4_LABELS")
+    truth = os.environ.get("ARCHS4_LABELS_TRUTH")
+    if not os.environ.get("ARCHS4_SOURCE"):  # the demo ships its label lists and truth
+        directory = directory or str(DEMO_DIR / "labels")
+        truth = truth or str(DEMO_DIR / "labels_truth.tsv")
+    return LabelSourcesResource(directory=directory, truth_path=truth)
+
+
 def resources_from_env() -> dict[str, dg.ConfigurableResource]:
     root = str(Warehouse.at(warehouse_root_from_env()).root)
     return {
@@ -106,5 +139,7 @@ def resources_from_env() -> dict[str, dg.ConfigurableResource]:
             length_adjustment=os.environ.get("ARCHS4_LENGTH_ADJUSTMENT", "divide")  # type: ignore[arg-type]
         ),
         "warehouse": WarehouseResource(root=root),
+        "label_sources": label_sources_from_env(),
+        "classifier": ClassifierResource(),
         "catalog": DuckDBCatalogResource(warehouse_root=root),
     }

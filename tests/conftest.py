@@ -11,8 +11,10 @@ import pytest
 from dagster_project.headless import materialize_everything
 from dagster_project.resources import (
     Archs4SourceResource,
+    ClassifierResource,
     DuckDBCatalogResource,
     GeneAnnotationResource,
+    LabelSourcesResource,
     NormalizationResource,
     WarehouseResource,
 )
@@ -30,6 +32,8 @@ def resources_for(source: Path, gtf: Path, root: Path, method: str = "divide") -
         "normalization": NormalizationResource(length_adjustment=method),  # type: ignore[arg-type]
         "warehouse": WarehouseResource(root=str(root)),
         "catalog": DuckDBCatalogResource(warehouse_root=str(root)),
+        "label_sources": LabelSourcesResource(),
+        "classifier": ClassifierResource(n_estimators=100),
     }
 
 

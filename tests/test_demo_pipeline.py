@@ -14,14 +14,17 @@ import dagster as dg
 import duckdb
 import h5py
 import numpy as np
+import polars as pl
 import pytest
 import qnorm
 
 from archs4.cli import main
 from archs4.demo_data import write_demo_dataset
+from archs4.features import FeatureSpace
+from archs4.labels import labelling_quality, read_truth_table
 from archs4.paths import PROJECT_ROOT
 from dagster_project.headless import materialize_everything
-from dagster_project.resources import Archs4SourceResource
+from dagster_project.resources import Archs4SourceResource, LabelSourcesResource
 from tests.conftest import resources_for
 from tests.references import naive_gene_metrics, naive_window_positions
 
@@ -53,10 +56,14 @@ def longest_transcript_lengths(gtf: Path) -> dict[str, int]:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("demo")
-    paths = write_demo_dataset(tmp / "data", n_samples=600, n_genes=800, seed=11)
+    # The default demo size: the classifier comparison needs enough studies per label.
+    paths = write_demo_dataset(tmp / "data")
     root = tmp / "warehouse"
     resources = resources_for(paths.h5, paths.gtf, root)
-    resources["source"] = Archs4SourceResource(path=str(paths.h5), block_size=200)
+    resources["source"] = Archs4SourceResource(path=str(paths.h5), block_size=1000)
+    resources["label_sources"] = LabelSourcesResource(
+        directory=str(paths.labels_dir), truth_path=str(paths.truth)
+    )
     with dg.DagsterInstance.ephemeral() as instance:
         blocks = materialize_everything(instance, resources)
         target = (root / "reference" / "qn_target.parquet").read_bytes()
@@ -72,7 +79,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory):
 
 def test_blocks_and_counts(demo):
     _, root, counts, blocks = demo
-    assert blocks == ["000000", "000001", "000002"]
+    assert blocks == ["000000", "000001", "000002", "000003"]
     with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as connection:
         n_rows, total = connection.sql("SELECT count(*), sum(count) FROM counts").fetchall()[0]
         n_samples = connection.sql("SELECT count(*) FROM samples").fetchall()[0][0]
@@ -116,7 +123,7 @@ def test_gene_metrics_equal_the_naive_reference(demo):
     np.testing.assert_allclose(metrics["mean_cosine"], mean_cosine, rtol=0, atol=1e-5)
     assert set(metrics["window_size"]) == {100}
     assert set(metrics["n_samples"]) == {counts.shape[1]}
-    # Window shifted to stay inside the samples: c = floor(0.95 * 599) = 569, c + 50 > 599.
+    # c = floor(0.95 * 3999) = 3799: positions 3750 .. 3849.
     expected = naive_window_positions(matrix[0], np.arange(counts.shape[1]))
     assert [s for (s,) in window] == expected.tolist()
 
@@ -134,9 +141,9 @@ def test_every_analytics_query_has_a_header_and_runs(demo, monkeypatch, capsys):
     assert len(ANALYTICS) >= 5
     for path in ANALYTICS:
         assert path.read_text().startswith("-- "), f"{path.name} has no header comment"
-        assert (
-            main(["sql", "-f", str(path), "--param", f"symbol={symbol}", "--format", "json"]) == 0
-        )
+        parameters = [f"symbol={symbol}", "sample_idx=5", "k=3"]
+        arguments = ["sql", "-f", str(path), "--format", "json"]
+        assert main(arguments + [f"--param={p}" for p in parameters]) == 0
         rows = json.loads(capsys.readouterr().out)
         assert rows, f"{path.name} returned nothing"
 
@@ -163,3 +170,91 @@ def test_gene_summary_matches_numpy(demo, monkeypatch, capsys):
     assert row["samples"] == counts.shape[1]
     assert row["median"] == pytest.approx(round(float(np.median(values)), 4), abs=1e-4)
     assert row["p95"] == pytest.approx(round(float(np.percentile(values, 95)), 4), abs=1e-4)
+
+
+def test_splits_keep_studies_apart_and_the_test_split_unseen(demo):
+    _, root, _, _ = demo
+    with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as connection:
+        shared = connection.sql(
+            "SELECT gse, count(DISTINCT split) FROM ("
+            "  SELECT p.split, trim(unnest(string_split(s.series_id, ','))) AS gse"
+            "  FROM sample_splits p JOIN samples s USING (sample_idx))"
+            " GROUP BY gse HAVING count(DISTINCT split) > 1"
+        ).fetchall()
+        n_train = connection.sql(
+            "SELECT count(*) FROM sample_splits WHERE split = 'train'"
+        ).fetchall()[0][0]
+        splits = {
+            split
+            for (split,) in connection.sql("SELECT DISTINCT split FROM sample_splits").fetchall()
+        }
+    assert shared == []
+    assert splits == {"train", "validation", "test"}
+    space = FeatureSpace.from_npz(root / "model" / "feature_space.npz")
+    assert space.n_train_samples == n_train  # fitted on train rows only
+
+
+def test_labelling_recovers_the_demo_truth(demo):
+    paths, root, _, _ = demo
+    samples = pl.read_parquet(str(root / "raw" / "samples" / "*" / "*.parquet"))
+    labels = pl.read_parquet(str(root / "labels" / "sample_labels.parquet"))
+    truth = read_truth_table(paths.truth).join(samples.select("gsm", "sample_idx"), on="gsm")
+    derived = labels.filter(pl.col("source") == "metadata").select("sample_idx", "label")
+    quality = labelling_quality(derived.unique(), truth).filter(
+        (pl.col("label") == "ALL") & (pl.col("scope") == "named_in_metadata")
+    )
+    assert quality["precision"][0] > 0.95
+    assert quality["recall"][0] > 0.95
+    assert set(labels["source"].unique()) == {"metadata", "import"}
+
+
+def test_model_beats_the_original_configuration(demo):
+    _, root, _, _ = demo
+    with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as connection:
+        overall = dict(
+            ((model, metric), value)
+            for model, metric, value in connection.sql(
+                "SELECT model, metric, value FROM model_evaluation WHERE label = 'ALL'"
+            ).fetchall()
+        )
+    for metric in ("f1_samples", "f1_macro"):
+        assert overall[("random_forest", metric)] > overall[("baseline_original", metric)]
+
+
+def test_predictions_only_for_unlabelled_samples(demo):
+    _, root, _, _ = demo
+    with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as connection:
+        overlap, low, high = connection.sql(
+            "SELECT count(*) FILTER (WHERE sample_idx IN (SELECT sample_idx FROM sample_labels)),"
+            " min(probability), max(probability) FROM predictions"
+        ).fetchall()[0]
+        unlabelled = connection.sql(
+            "SELECT count(*) FROM samples WHERE sample_idx NOT IN "
+            "(SELECT sample_idx FROM sample_labels)"
+        ).fetchall()[0][0]
+        predicted = connection.sql("SELECT count(DISTINCT sample_idx) FROM predictions").fetchall()
+    assert overlap == 0
+    assert 0 <= low <= high <= 1
+    assert predicted[0][0] == unlabelled > 0
+
+
+def test_similar_samples_equal_numpy_cosine(demo, monkeypatch, capsys):
+    _, root, counts, _ = demo
+    monkeypatch.setenv("ARCHS4_WAREHOUSE", str(root))
+    with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as connection:
+        frame = connection.sql("SELECT gene_idx, sample_idx, value FROM expression").df()
+        gsms = dict(connection.sql("SELECT sample_idx, gsm FROM samples").fetchall())
+    genes = np.sort(frame["gene_idx"].unique())
+    profiles = np.zeros((counts.shape[1], genes.size))
+    profiles[frame["sample_idx"], np.searchsorted(genes, frame["gene_idx"])] = frame["value"]
+    unit = profiles / np.linalg.norm(profiles, axis=1, keepdims=True)
+    cosine = unit @ unit[42]
+    cosine[42] = -np.inf
+    expected = [gsms[i] for i in np.argsort(-cosine, kind="stable")[:10]]
+    assert main(["similar", gsms[42], "-k", "10", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [row["gsm"] for row in rows] == expected
+    np.testing.assert_allclose(
+        [row["cosine"] for row in rows], np.sort(cosine)[::-1][:10], atol=2e-6
+    )
+    assert main(["similar", "GSM0", "-k", "3"]) == 2

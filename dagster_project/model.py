@@ -1,0 +1,412 @@
+"""Model layer: the label-free feature space, the multi-label Random Forest, its evaluation
+against the original work's configuration, and predictions for unlabelled samples."""
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import matplotlib.pyplot as plt
+import numpy as np
+import polars as pl
+from sklearn.metrics import precision_recall_curve
+
+from archs4.blocks import read_registry
+from archs4.classifier import (
+    baseline_original,
+    evaluate,
+    evaluate_model_on_rows,
+    fit_original_configuration,
+    label_probabilities,
+    load_model,
+    model_card,
+    predict_labels,
+    save_model,
+    train_random_forest,
+    tune_thresholds,
+)
+from archs4.features import FeatureSpace, fit_feature_space
+from archs4.labels import load_vocabulary
+from archs4.paths import read_sql
+from archs4.training_data import (
+    expression_rows,
+    features_of_all_samples,
+    gene_variance,
+    label_matrix,
+)
+from archs4.warehouse import Warehouse
+from dagster_project.labels import (
+    SAMPLE_LABELS_TABLE,
+    SAMPLE_SPLITS_TABLE,
+    read_table,
+    sample_labels,
+    sample_splits,
+)
+from dagster_project.plots import figure_markdown
+from dagster_project.quality import validate
+from dagster_project.resources import ClassifierResource, WarehouseResource
+
+FEATURE_SPACE_FILE = "model/feature_space.npz"
+SAMPLE_FEATURES_TABLE = "model/sample_features"
+MODEL_FILE = "model/random_forest.skops"
+MODEL_INFO_FILE = "model/random_forest.json"
+MODEL_EVALUATION_TABLE = "model/model_evaluation"
+PREDICTIONS_TABLE = "model/predictions"
+OUR_MODEL = "random_forest"
+BASELINE = "baseline_original"
+BASELINE_OWN_SPLIT = "baseline_original_random_split"
+
+
+def _split_ids(store: Warehouse, split: str) -> np.ndarray:
+    splits = read_table(store, SAMPLE_SPLITS_TABLE)
+    return np.sort(splits.filter(pl.col("split") == split)["sample_idx"].to_numpy())
+
+
+def _labelled(store: Warehouse) -> tuple[list[str], np.ndarray, np.ndarray]:
+    names = list(load_vocabulary().labels)
+    ids, matrix = label_matrix(read_table(store, SAMPLE_LABELS_TABLE), names)
+    return names, ids, matrix
+
+
+def _features(store: Warehouse) -> tuple[np.ndarray, np.ndarray]:
+    table = read_table(store, SAMPLE_FEATURES_TABLE)
+    return table["sample_idx"].to_numpy(), table.drop("sample_idx").to_numpy()
+
+
+def _rows(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    positions = np.searchsorted(ids, wanted)
+    if np.any(positions >= ids.size) or not np.array_equal(ids[positions], wanted):
+        raise ValueError("samples missing from a table they should be in")
+    return positions
+
+
+@dg.asset(
+    group_name="model",
+    kinds={"numpy", "sklearn"},
+    deps=["expression", sample_splits],
+    description=(
+        "The classifier's feature space, fitted on train samples only and without labels: the "
+        "most variable genes (streamed variance over train rows), standardized, then a seeded "
+        "randomized PCA. Stored as plain arrays (.npz, no pickle)."
+    ),
+)
+def feature_space(
+    warehouse: WarehouseResource, classifier: ClassifierResource
+) -> dg.MaterializeResult:
+    store = warehouse.get()
+    train = _split_ids(store, "train")
+    genes, variance = gene_variance(store, train)
+    keep = np.sort(genes[np.argsort(-variance, kind="stable")[: classifier.n_top_genes]])
+    space = fit_feature_space(
+        expression_rows(store, train, keep),
+        keep,
+        n_top_genes=keep.size,
+        n_components=classifier.n_components,
+        seed=classifier.seed,
+    )
+    with store.atomic_file(store.root / FEATURE_SPACE_FILE) as handle:
+        space.to_npz(handle)
+    return dg.MaterializeResult(metadata={**space.describe(), "n_train_samples": train.size})
+
+
+@dg.asset(
+    group_name="model",
+    kinds={"parquet", "numpy"},
+    deps=[feature_space],
+    description="Every sample's coordinates in the feature space, computed block by block.",
+)
+def sample_features(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    store = warehouse.get()
+    with store.fs.open((store.root / FEATURE_SPACE_FILE).path, "rb") as handle:
+        space = FeatureSpace.from_npz(handle)
+    ids, features = features_of_all_samples(store, space)
+    table = pl.DataFrame(features, schema=space.feature_names).insert_column(
+        0, pl.Series("sample_idx", ids.astype(np.int32))
+    )
+    store.write_table(table.to_arrow(), store.table_path(SAMPLE_FEATURES_TABLE))
+    return dg.MaterializeResult(
+        metadata={"dagster/row_count": table.height, "features": len(space.feature_names)}
+    )
+
+
+@dg.asset(
+    group_name="model",
+    kinds={"sklearn"},
+    deps=[sample_features, sample_labels, sample_splits],
+    description=(
+        "Multi-label Random Forest on the train split (class weights balanced per bootstrap "
+        "sample), with per-label decision thresholds tuned for F1 on the validation split; "
+        "saved with skops (loads without executing code) with its labels and thresholds."
+    ),
+)
+def label_classifier(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    classifier: ClassifierResource,
+) -> dg.MaterializeResult:
+    store = warehouse.get()
+    names, labelled, truth = _labelled(store)
+    ids, features = _features(store)
+    train, validation = _split_ids(store, "train"), _split_ids(store, "validation")
+    model = train_random_forest(
+        features[_rows(ids, train)],
+        truth[_rows(labelled, train)],
+        n_estimators=classifier.n_estimators,
+        seed=classifier.seed,
+        progress=context.log.info,
+    )
+    validation_probabilities = label_probabilities(model, features[_rows(ids, validation)])
+    validation_truth = truth[_rows(labelled, validation)]
+    thresholds = tune_thresholds(validation_probabilities, validation_truth)
+    with store.atomic_file(store.root / MODEL_FILE) as handle:
+        save_model(model, handle)
+    info = {"labels": names, "thresholds": thresholds.tolist(), "seed": classifier.seed}
+    with store.atomic_file(store.root / MODEL_INFO_FILE) as handle:
+        handle.write(json.dumps(info, indent=1).encode())
+    validation_metrics = evaluate(
+        validation_truth, validation_probabilities, thresholds, names, OUR_MODEL
+    )
+    with store.fs.open((store.root / FEATURE_SPACE_FILE).path, "rb") as handle:
+        space = FeatureSpace.from_npz(handle)
+    card = model_card(
+        model_name=OUR_MODEL,
+        model=model,
+        label_names=names,
+        thresholds=thresholds,
+        evaluation=validation_metrics,
+        data_version=_data_version(store),
+        feature_space=space,
+        split_sizes={"train": train.size, "validation": validation.size},
+        extra={"metrics_in_card": "validation split (test metrics: model_evaluation)"},
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "model_card": dg.MetadataValue.json(card),
+            "n_estimators": classifier.n_estimators,
+            "train_samples": train.size,
+            "validation_samples": validation.size,
+        }
+    )
+
+
+def _data_version(store: Warehouse) -> str:
+    registry = read_registry(store)
+    releases = sorted(
+        {
+            f"{Path(path).name} v{version} sha256:{checksum[:12]}"
+            for path, version, checksum in zip(
+                registry.column("source_path").to_pylist(),
+                registry.column("source_version").to_pylist(),
+                registry.column("source_checksum").to_pylist(),
+                strict=True,
+            )
+        }
+    )
+    return f"{'; '.join(releases)}; {registry.num_rows} samples"
+
+
+def load_classifier(store: Warehouse):
+    with store.fs.open((store.root / MODEL_FILE).path, "rb") as handle:
+        model = load_model(handle)
+    with store.fs.open((store.root / MODEL_INFO_FILE).path, "rb") as handle:
+        info = json.loads(handle.read())
+    return model, info["labels"], np.array(info["thresholds"])
+
+
+@dg.asset(
+    group_name="model",
+    kinds={"parquet", "sklearn"},
+    deps=[label_classifier],
+    description=(
+        "Test-split metrics (ALL: f1_samples, f1_micro, f1_macro, hamming_loss; per label: "
+        "precision, recall, f1, average_precision) of our model and of the original work's "
+        "configuration (10 trees, all genes, thresholds 0.5) on the same study-grouped test "
+        "split; plus that configuration on its own random per-sample 67/33 split."
+    ),
+)
+def model_evaluation(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    classifier: ClassifierResource,
+) -> dg.MaterializeResult:
+    store = warehouse.get()
+    model, names, thresholds = load_classifier(store)
+    _, labelled, truth = _labelled(store)
+    ids, features = _features(store)
+    test = _split_ids(store, "test")
+    not_test = np.setdiff1d(labelled, test)
+    test_truth = truth[_rows(labelled, test)]
+    test_probabilities = label_probabilities(model, features[_rows(ids, test)])
+    ours = evaluate(test_truth, test_probabilities, thresholds, names, OUR_MODEL)
+    # The original configuration on all genes: trained on every non-test labelled sample and
+    # scored on our test split (comparable), and on its own random split (as published).
+    all_genes = expression_rows(store, labelled)
+    context.log.info(f"baseline on {all_genes.shape[1]} genes x {all_genes.shape[0]} samples")
+    baseline = fit_original_configuration(
+        all_genes[_rows(labelled, not_test)], truth[_rows(labelled, not_test)], seed=classifier.seed
+    )
+    comparable = evaluate_model_on_rows(
+        baseline, all_genes, truth, _rows(labelled, test), label_names=names, model_name=BASELINE
+    )
+    own_model, own_test_rows = baseline_original(all_genes, truth, seed=classifier.seed)
+    own = evaluate_model_on_rows(
+        own_model, all_genes, truth, own_test_rows, label_names=names, model_name=BASELINE_OWN_SPLIT
+    )
+    evaluation = pl.concat([ours, comparable, own])
+    store.write_table(evaluation.to_arrow(), store.table_path(MODEL_EVALUATION_TABLE))
+    overall = evaluation.filter(pl.col("label") == "ALL").pivot(
+        "model", index="metric", values="value"
+    )
+    deltas = {
+        f"{metric}/ours_minus_baseline": _value(ours, metric) - _value(comparable, metric)
+        for metric in ("f1_samples", "f1_macro", "f1_micro")
+    }
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": evaluation.height,
+            "overall": dg.MetadataValue.md(overall.to_pandas().to_markdown(index=False)),
+            **deltas,
+            "per_label": dg.MetadataValue.md(_per_label_table(evaluation)),
+            "per_label_f1": dg.MetadataValue.md(_per_label_f1_plot(evaluation)),
+            "precision_recall": dg.MetadataValue.md(
+                _precision_recall_plot(test_truth, test_probabilities, names)
+            ),
+        }
+    )
+
+
+def _value(evaluation: pl.DataFrame, metric: str) -> float:
+    row = evaluation.filter((pl.col("label") == "ALL") & (pl.col("metric") == metric))
+    return float(row["value"][0])
+
+
+def _per_label_table(evaluation: pl.DataFrame) -> str:
+    table = (
+        evaluation.filter(
+            pl.col("model").is_in([OUR_MODEL, BASELINE])
+            & (pl.col("label") != "ALL")
+            & pl.col("metric").is_in(["precision", "recall", "f1", "average_precision", "support"])
+        )
+        .with_columns((pl.col("model") + "/" + pl.col("metric")).alias("column"))
+        .pivot("column", index="label", values="value")
+        .sort("label")
+    )
+    return table.to_pandas().to_markdown(index=False, floatfmt=".3f")
+
+
+def _precision_recall_plot(truth: np.ndarray, probabilities: np.ndarray, names: list[str]) -> str:
+    """Micro-averaged precision-recall curve of our model on the test split, and the rarest
+    labels' own curves."""
+    figure, axes = plt.subplots(figsize=(5.5, 4))
+    precision, recall, _ = precision_recall_curve(truth.ravel(), probabilities.ravel())
+    axes.plot(recall, precision, label="all labels (micro)", linewidth=2)
+    support = truth.sum(axis=0)
+    for column in [c for c in np.argsort(support) if support[c] > 0][:3]:
+        precision, recall, _ = precision_recall_curve(truth[:, column], probabilities[:, column])
+        axes.plot(recall, precision, label=f"{names[column]} ({support[column]})", alpha=0.8)
+    axes.set_xlabel("recall")
+    axes.set_ylabel("precision")
+    axes.set_title("random_forest, test split")
+    axes.legend(fontsize=8)
+    axes.grid(alpha=0.3)
+    return figure_markdown(figure, "precision-recall")
+
+
+def _per_label_f1_plot(evaluation: pl.DataFrame) -> str:
+    per_label = (
+        evaluation.filter((pl.col("metric") == "f1") & (pl.col("label") != "ALL"))
+        .pivot("model", index="label", values="value")
+        .sort("label")
+    )
+    figure, axes = plt.subplots(figsize=(11, 3.6))
+    models = [m for m in (OUR_MODEL, BASELINE) if m in per_label.columns]
+    positions = np.arange(per_label.height)
+    for offset, name in enumerate(models):
+        axes.bar(positions + offset * 0.4, per_label[name].fill_null(0), width=0.4, label=name)
+    axes.set_xticks(positions + 0.2, per_label["label"].to_list(), rotation=70, fontsize=8)
+    axes.set_ylabel("F1 on the test split")
+    axes.legend()
+    figure.tight_layout()
+    return figure_markdown(figure, "per-label F1")
+
+
+@dg.asset(
+    group_name="model",
+    kinds={"parquet", "sklearn"},
+    deps=[label_classifier],
+    description=(
+        "Label probabilities and decisions (probability above the label's tuned threshold) for "
+        "every sample without a label."
+    ),
+)
+def predictions(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    store = warehouse.get()
+    model, names, thresholds = load_classifier(store)
+    labelled = read_table(store, SAMPLE_LABELS_TABLE)["sample_idx"].unique().to_numpy()
+    ids, features = _features(store)
+    unlabelled = ~np.isin(ids, labelled)
+    probabilities = label_probabilities(model, features[unlabelled])
+    decided = predict_labels(probabilities, thresholds)
+    n_samples, n_labels = probabilities.shape
+    table = pl.DataFrame(
+        {
+            "sample_idx": np.repeat(ids[unlabelled], n_labels).astype(np.int32),
+            "label": np.tile(np.array(names), n_samples),
+            "probability": probabilities.ravel(),
+            "predicted": decided.ravel().astype(bool),
+        }
+    )
+    store.write_table(table.to_arrow(), store.table_path(PREDICTIONS_TABLE))
+    counts = table.filter(pl.col("predicted")).group_by("label").len().sort("len", descending=True)
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": table.height,
+            "unlabelled_samples": n_samples,
+            "samples_with_a_predicted_label": int(decided.any(axis=1).sum()),
+            "predicted_per_label": dg.MetadataValue.md(counts.to_pandas().to_markdown(index=False)),
+        }
+    )
+
+
+@dg.asset_check(
+    asset=predictions,
+    blocking=True,
+    description=(
+        "GX suite `prediction_profile` (sql/checks/prediction_profile.sql): probabilities in "
+        "[0, 1], one row per label for each sample, and predictions only for unlabelled samples."
+    ),
+)
+def predictions_are_valid(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    store = warehouse.get()
+    profile = duckdb.sql(
+        read_sql("checks/prediction_profile.sql"),
+        params={
+            "predictions_file": str(store.table_path(PREDICTIONS_TABLE)),
+            "labels_file": str(store.table_path(SAMPLE_LABELS_TABLE)),
+        },
+    ).df()
+    return validate(profile, "prediction_profile", {"n_labels": len(load_vocabulary().labels)})
+
+
+@dg.asset_check(
+    asset=model_evaluation,
+    blocking=True,
+    description="Every model has every metric of the contract, for ALL and per label.",
+)
+def model_evaluation_is_complete(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    store = warehouse.get()
+    frame = read_table(store, MODEL_EVALUATION_TABLE)
+    required = {"f1_samples", "f1_micro", "f1_macro", "hamming_loss"}
+    per_label = {"precision", "recall", "f1", "average_precision"}
+    missing = []
+    for model_name in frame["model"].unique().to_list():
+        rows = frame.filter(pl.col("model") == model_name)
+        overall = set(rows.filter(pl.col("label") == "ALL")["metric"].to_list())
+        labelled = set(rows.filter(pl.col("label") != "ALL")["metric"].to_list())
+        missing += [f"{model_name}: {m}" for m in sorted(required - overall)]
+        missing += [f"{model_name}: {m} per label" for m in sorted(per_label - labelled)]
+    return dg.AssetCheckResult(
+        passed=not missing,
+        description="every metric present" if not missing else f"missing: {missing}",
+        metadata={"models": frame["model"].n_unique()},
+    )
