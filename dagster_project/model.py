@@ -345,9 +345,13 @@ def predictions(warehouse: WarehouseResource) -> dg.MaterializeResult:
     labelled = read_table(store, SAMPLE_LABELS_TABLE)["sample_idx"].unique().to_numpy()
     ids, features = _features(store)
     unlabelled = ~np.isin(ids, labelled)
-    probabilities = label_probabilities(model, features[unlabelled])
+    n_samples, n_labels = int(unlabelled.sum()), len(names)
+    probabilities = (
+        label_probabilities(model, features[unlabelled])
+        if n_samples
+        else np.zeros((0, n_labels))  # every sample has a label: nothing to predict
+    )
     decided = predict_labels(probabilities, thresholds)
-    n_samples, n_labels = probabilities.shape
     table = pl.DataFrame(
         {
             "sample_idx": np.repeat(ids[unlabelled], n_labels).astype(np.int32),
