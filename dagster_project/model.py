@@ -261,9 +261,20 @@ def model_evaluation(
         f"{metric}/ours_minus_baseline": _value(ours, metric) - _value(comparable, metric)
         for metric in ("f1_samples", "f1_macro", "f1_micro")
     }
+    card = model_card(
+        model_name=OUR_MODEL,
+        model=model,
+        label_names=names,
+        thresholds=thresholds,
+        evaluation=ours,
+        data_version=_data_version(store),
+        split_sizes={"test": test.size},
+        extra={"metrics_in_card": "test split"},
+    )
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": evaluation.height,
+            "model_card": dg.MetadataValue.json(card),
             "overall": dg.MetadataValue.md(overall.to_pandas().to_markdown(index=False)),
             **deltas,
             "per_label": dg.MetadataValue.md(_per_label_table(evaluation)),
