@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import polars as pl
 
 from archs4.ingest import SAMPLES_DATASET
@@ -14,10 +13,9 @@ from archs4.labels import (
     read_label_directory,
     read_truth_table,
 )
-from archs4.paths import read_sql
 from archs4.splits import split_by_study, split_label_counts, study_groups
 from archs4.warehouse import Warehouse
-from dagster_project.quality import validate
+from dagster_project.quality import check_query, validate
 from dagster_project.resources import ClassifierResource, LabelSourcesResource, WarehouseResource
 
 SAMPLE_LABELS_TABLE = "labels/sample_labels"
@@ -155,12 +153,10 @@ def sample_labels_are_valid(warehouse: WarehouseResource) -> dg.AssetCheckResult
 )
 def sample_splits_are_valid(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     store = warehouse.get()
-    profile = duckdb.sql(
-        read_sql("checks/split_profile.sql"),
-        params={
-            "splits_file": str(store.table_path(SAMPLE_SPLITS_TABLE)),
-            "labels_file": str(store.table_path(SAMPLE_LABELS_TABLE)),
-            "samples_glob": store.dataset_glob(SAMPLES_DATASET),
-        },
-    ).df()
+    profile = check_query(
+        "split_profile",
+        splits_file=str(store.table_path(SAMPLE_SPLITS_TABLE)),
+        labels_file=str(store.table_path(SAMPLE_LABELS_TABLE)),
+        samples_glob=store.dataset_glob(SAMPLES_DATASET),
+    )
     return validate(profile, "split_profile")

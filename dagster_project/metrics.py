@@ -8,10 +8,9 @@ from archs4.by_gene import EXPRESSION_BY_GENE_DATASET, build_expression_by_gene
 from archs4.expression import EXPRESSION_DATASET
 from archs4.ingest import GENES_TABLE
 from archs4.metrics_table import GENE_METRICS_TABLE, GENE_WINDOWS_TABLE, compute_gene_metrics
-from archs4.paths import read_sql
 from dagster_project.normalized import expression
 from dagster_project.plots import metrics_figure_markdown
-from dagster_project.quality import validate
+from dagster_project.quality import check_query, validate
 from dagster_project.resources import WarehouseResource
 
 TOP_GENES = 10
@@ -122,13 +121,11 @@ def gene_metrics(
 )
 def expression_by_gene_matches_expression(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     store = warehouse.get()
-    mismatches = duckdb.sql(
-        read_sql("checks/expression_by_gene_matches.sql"),
-        params={
-            "blocks_glob": store.dataset_glob(EXPRESSION_DATASET),
-            "chunks_glob": store.dataset_glob(EXPRESSION_BY_GENE_DATASET, "chunk"),
-        },
-    ).fetchall()
+    mismatches = check_query(
+        "expression_by_gene_matches",
+        blocks_glob=store.dataset_glob(EXPRESSION_DATASET),
+        chunks_glob=store.dataset_glob(EXPRESSION_BY_GENE_DATASET, "chunk"),
+    ).to_dict("records")
     return dg.AssetCheckResult(
         passed=not mismatches,
         description=(

@@ -5,7 +5,6 @@ import json
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import matplotlib.pyplot as plt
 import numpy as np
 import polars as pl
@@ -27,7 +26,6 @@ from archs4.classifier import (
 )
 from archs4.features import FeatureSpace, fit_feature_space
 from archs4.labels import load_vocabulary
-from archs4.paths import read_sql
 from archs4.training_data import (
     expression_rows,
     features_of_all_samples,
@@ -43,7 +41,7 @@ from dagster_project.labels import (
     sample_splits,
 )
 from dagster_project.plots import figure_markdown
-from dagster_project.quality import validate
+from dagster_project.quality import check_query, validate
 from dagster_project.resources import ClassifierResource, WarehouseResource
 
 FEATURE_SPACE_FILE = "model/feature_space.npz"
@@ -393,13 +391,11 @@ def predictions(warehouse: WarehouseResource) -> dg.MaterializeResult:
 )
 def predictions_are_valid(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     store = warehouse.get()
-    profile = duckdb.sql(
-        read_sql("checks/prediction_profile.sql"),
-        params={
-            "predictions_file": str(store.table_path(PREDICTIONS_TABLE)),
-            "labels_file": str(store.table_path(SAMPLE_LABELS_TABLE)),
-        },
-    ).df()
+    profile = check_query(
+        "prediction_profile",
+        predictions_file=str(store.table_path(PREDICTIONS_TABLE)),
+        labels_file=str(store.table_path(SAMPLE_LABELS_TABLE)),
+    )
     return validate(profile, "prediction_profile", {"n_labels": len(load_vocabulary().labels)})
 
 

@@ -1,7 +1,6 @@
 """Normalized layer: `expression`, each counts block normalized against the frozen target."""
 
 import dagster as dg
-import duckdb
 import numpy as np
 import polars as pl
 
@@ -15,9 +14,8 @@ from archs4.expression import (
     read_target,
 )
 from archs4.ingest import COUNTS_DATASET, GENES_TABLE
-from archs4.paths import read_sql
 from dagster_project.partitions import sample_blocks
-from dagster_project.quality import validate
+from dagster_project.quality import check_query, validate
 from dagster_project.raw import genes
 from dagster_project.reference import qn_target
 from dagster_project.resources import NormalizationResource, WarehouseResource
@@ -112,16 +110,14 @@ def expression_block_is_valid(
             ),
         )
     genes_file = str(store.table_path(GENES_TABLE))
-    profile = duckdb.sql(
-        read_sql("checks/expression_block_profile.sql"),
-        params={
-            "counts_file": str(store.block_path(COUNTS_DATASET, block)),
-            "expression_file": str(expression_file),
-            "target_file": str(store.table_path(QN_TARGET_TABLE)),
-            "genes_file": genes_file,
-            "method": method,
-        },
-    ).df()
+    profile = check_query(
+        "expression_block_profile",
+        counts_file=str(store.block_path(COUNTS_DATASET, block)),
+        expression_file=str(expression_file),
+        target_file=str(store.table_path(QN_TARGET_TABLE)),
+        genes_file=genes_file,
+        method=method,
+    )
     n_with_length = (
         pl.scan_parquet(genes_file).filter(pl.col("has_length")).select(pl.len()).collect().item()
     )

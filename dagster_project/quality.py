@@ -3,8 +3,10 @@
 from typing import Any
 
 import dagster as dg
+import duckdb
 import pandas as pd
 
+from archs4.paths import read_sql
 from archs4.quality import ValidationReport, validate_frame
 
 
@@ -32,3 +34,13 @@ def validate(
     frame: pd.DataFrame, suite: str, parameters: dict[str, Any] | None = None, **extra: Any
 ) -> dg.AssetCheckResult:
     return check_result(validate_frame(frame, suite, parameters), **extra)
+
+
+def check_query(name: str, **parameters: object) -> pd.DataFrame:
+    """The result of `sql/checks/<name>.sql` with its `$parameters` bound."""
+    return duckdb.sql(read_sql(f"checks/{name}.sql"), params=parameters).df()
+
+
+def parquet_frame(path: object) -> pd.DataFrame:
+    """A whole Parquet file (a dimension table or a small result) as a DataFrame."""
+    return duckdb.sql("SELECT * FROM read_parquet($path)", params={"path": str(path)}).df()

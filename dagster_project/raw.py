@@ -2,7 +2,6 @@
 `counts` tables in long-format Parquet, each with blocking GX-backed checks."""
 
 import dagster as dg
-import duckdb
 import polars as pl
 import pyarrow.parquet as pq
 
@@ -16,10 +15,9 @@ from archs4.ingest import (
     ingest_block,
     register_release,
 )
-from archs4.paths import read_sql
 from archs4.warehouse import Warehouse
 from dagster_project.partitions import SAMPLE_BLOCKS, sample_blocks
-from dagster_project.quality import validate
+from dagster_project.quality import check_query, parquet_frame, validate
 from dagster_project.reference import GENE_LENGTHS_TABLE, gene_lengths
 from dagster_project.resources import Archs4SourceResource, WarehouseResource
 
@@ -169,9 +167,7 @@ def genes_are_valid(
     source: Archs4SourceResource, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
     store = warehouse.get()
-    frame = duckdb.sql(
-        "SELECT * FROM read_parquet($path)", params={"path": str(store.table_path(GENES_TABLE))}
-    ).df()
+    frame = parquet_frame(store.table_path(GENES_TABLE))
     with source.open() as release:
         n_genes = release.info.n_genes
     return validate(frame, "genes", {"n_genes": n_genes})
@@ -191,14 +187,10 @@ def samples_block_is_valid(
 ) -> dg.AssetCheckResult:
     store = warehouse.get()
     block = context.partition_key
-    frame = duckdb.sql(
-        "SELECT * FROM read_parquet($path)",
-        params={"path": str(store.block_path(SAMPLES_DATASET, block))},
-    ).df()
-    duplicates = duckdb.sql(
-        read_sql("checks/gsm_in_other_blocks.sql"),
-        params={"samples_glob": store.dataset_glob(SAMPLES_DATASET), "block": block},
-    ).fetchall()
+    frame = parquet_frame(store.block_path(SAMPLES_DATASET, block))
+    duplicates = check_query(
+        "gsm_in_other_blocks", samples_glob=store.dataset_glob(SAMPLES_DATASET), block=block
+    ).to_dict("records")
     result = validate(
         frame,
         "samples",
@@ -229,13 +221,11 @@ def counts_block_is_valid(
 ) -> dg.AssetCheckResult:
     store = warehouse.get()
     block = context.partition_key
-    profile = duckdb.sql(
-        read_sql("checks/counts_block_profile.sql"),
-        params={
-            "counts_file": str(store.block_path(COUNTS_DATASET, block)),
-            "samples_file": str(store.block_path(SAMPLES_DATASET, block)),
-        },
-    ).df()
+    profile = check_query(
+        "counts_block_profile",
+        counts_file=str(store.block_path(COUNTS_DATASET, block)),
+        samples_file=str(store.block_path(SAMPLES_DATASET, block)),
+    )
     return validate(
         profile,
         "counts_block_profile",
