@@ -71,6 +71,11 @@ def _features(store: Warehouse) -> tuple[np.ndarray, np.ndarray]:
     return table["sample_idx"].to_numpy(), table.drop("sample_idx").to_numpy()
 
 
+def _load_feature_space(store: Warehouse) -> FeatureSpace:
+    with store.fs.open((store.root / FEATURE_SPACE_FILE).path, "rb") as handle:
+        return FeatureSpace.from_npz(handle)
+
+
 def _rows(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     positions = np.searchsorted(ids, wanted)
     if np.any(positions >= ids.size) or not np.array_equal(ids[positions], wanted):
@@ -115,8 +120,7 @@ def feature_space(
 )
 def sample_features(warehouse: WarehouseResource) -> dg.MaterializeResult:
     store = warehouse.get()
-    with store.fs.open((store.root / FEATURE_SPACE_FILE).path, "rb") as handle:
-        space = FeatureSpace.from_npz(handle)
+    space = _load_feature_space(store)
     ids, features = features_of_all_samples(store, space)
     table = pl.DataFrame(features, schema=space.feature_names).insert_column(
         0, pl.Series("sample_idx", ids.astype(np.int32))
@@ -164,8 +168,7 @@ def label_classifier(
     validation_metrics = evaluate(
         validation_truth, validation_probabilities, thresholds, names, OUR_MODEL
     )
-    with store.fs.open((store.root / FEATURE_SPACE_FILE).path, "rb") as handle:
-        space = FeatureSpace.from_npz(handle)
+    space = _load_feature_space(store)
     card = model_card(
         model_name=OUR_MODEL,
         model=model,
