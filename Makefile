@@ -33,6 +33,9 @@ test: install
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
 
+update: install | $(DAGSTER_HOME)
+	$(BIN)/python -m dagster_project.headless update
+
 ui: install | $(DAGSTER_HOME)
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 

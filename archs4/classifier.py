@@ -397,7 +397,21 @@ def save_model(model: RandomForestClassifier, target: str | os.PathLike[str] | B
     """
     if not isinstance(model, RandomForestClassifier):
         raise TypeError(f"expected a RandomForestClassifier, got {type(model).__name__}")
-    write_payload(target, skops.io.dumps(model, compression=zipfile.ZIP_DEFLATED))
+    payload = skops.io.dumps(model, compression=zipfile.ZIP_DEFLATED)
+    write_payload(target, _without_timestamps(payload))
+
+
+def _without_timestamps(archive: bytes) -> bytes:
+    """The same zip with every entry dated 1980-01-01, so one model always gives one file
+    (zip entries otherwise carry the time they were written)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(archive)) as source, zipfile.ZipFile(out, "w") as target:
+        for entry in source.infolist():
+            fixed = zipfile.ZipInfo(entry.filename, date_time=(1980, 1, 1, 0, 0, 0))
+            fixed.compress_type = entry.compress_type
+            fixed.external_attr = entry.external_attr
+            target.writestr(fixed, source.read(entry.filename))
+    return out.getvalue()
 
 
 def load_model(source: str | os.PathLike[str] | BinaryIO) -> RandomForestClassifier:

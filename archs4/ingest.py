@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from archs4.blocks import (
     BlockPlan,
@@ -30,7 +31,14 @@ from archs4.blocks import (
     read_registry,
     registry_table,
 )
-from archs4.reader import Archs4FormatError, SampleRange, SourceInfo, file_checksum, open_archs4
+from archs4.reader import (
+    Archs4FormatError,
+    Archs4Source,
+    SampleRange,
+    SourceInfo,
+    file_checksum,
+    open_archs4,
+)
 from archs4.warehouse import Warehouse
 
 SAMPLES_DATASET = "raw/samples"
@@ -63,6 +71,7 @@ def register_release(
         info = source.info
         gsms = source.gsms()
         aligned = source.aligned_block_size(block_size)
+        _check_same_genes(warehouse, source)
     checksum = file_checksum(source_path)
     registry = read_registry(warehouse)
     known = set(registry.column("gsm").to_pylist())
@@ -81,6 +90,28 @@ def register_release(
         append_to_registry(warehouse, registry, registry_table(new_blocks, gsms))
     vanished = sorted(known - set(gsms.tolist()))
     return ReleaseRegistration(info, checksum, new_blocks, existing + new_blocks, vanished)
+
+
+def _check_same_genes(warehouse: Warehouse, source: Archs4Source) -> None:
+    """A later release must have the genes of the warehouse, in the same order: gene_idx is
+    the position in the file, and every stored block is keyed by it."""
+    path = warehouse.table_path(GENES_TABLE)
+    if not warehouse.exists(path):
+        return
+    with warehouse.fs.open(path.path, "rb") as handle:
+        stored = pq.read_table(handle, columns=["ensembl_id"]).column("ensembl_id").to_pylist()
+    release = source.genes().column("ensembl_id").to_pylist()
+    if stored != release:
+        changed = next(
+            (i for i, (a, b) in enumerate(zip(stored, release, strict=False)) if a != b),
+            min(len(stored), len(release)),
+        )
+        raise Archs4FormatError(
+            source.path,
+            source.info.gene_id_key,
+            f"has {len(release)} genes, the warehouse {len(stored)}, first difference at "
+            f"gene_idx {changed}: a release with other genes needs a new warehouse",
+        )
 
 
 def genes_table(source_path: str | Path) -> pa.Table:

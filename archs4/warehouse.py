@@ -73,7 +73,7 @@ class Warehouse:
 
     @property
     def catalog_path(self) -> UPath:
-        return self.root / "warehouse.duckdb"
+        return self.root / "warehouse.duckdb"  # the DuckDB catalog of views
 
     @property
     def sample_registry_path(self) -> UPath:

@@ -1,8 +1,9 @@
-"""The code location: every asset, check, resource and automation of the warehouse."""
+"""The code location: every asset, check, resource, job, sensor and schedule of the warehouse."""
 
 import dagster as dg
 
 from dagster_project import catalog, labels, metrics, model, normalized, raw, reference
+from dagster_project.automation import JOBS, daily_update, release_sensor
 from dagster_project.resources import resources_from_env
 
 ASSET_MODULES = [raw, reference, normalized, metrics, labels, model, catalog]
@@ -10,9 +11,18 @@ ASSET_MODULES = [raw, reference, normalized, metrics, labels, model, catalog]
 all_assets = dg.load_assets_from_modules(ASSET_MODULES)
 all_checks = dg.load_asset_checks_from_modules(ASSET_MODULES)
 
-defs = dg.Definitions(
-    assets=all_assets,
-    asset_checks=all_checks,
-    resources=resources_from_env(),
-    executor=dg.multiprocess_executor,
-)
+
+def build_definitions(resources: dict | None = None) -> dg.Definitions:
+    """The definitions over `resources` (default: configured from the environment)."""
+    return dg.Definitions(
+        assets=all_assets,
+        asset_checks=all_checks,
+        jobs=JOBS,
+        sensors=[release_sensor],
+        schedules=[daily_update],
+        resources=resources or resources_from_env(),
+        executor=dg.multiprocess_executor,
+    )
+
+
+defs = build_definitions()

@@ -1,9 +1,12 @@
-"""Headless materialization (`make run`): the whole asset graph, stage by stage, recorded in
-the same Dagster instance (`DAGSTER_HOME`) the UI shows.
+"""Headless runs, recorded in the same Dagster instance (`DAGSTER_HOME`) the UI shows.
 
-Partitioned layers run one block per run, as a backfill from the UI would; unpartitioned
-layers run once after the blocks they read. With no `ARCHS4_SOURCE`, the embedded demo dataset
-is generated first under `data/demo/`.
+`run` (`make run`) materializes the whole asset graph, stage by stage: partitioned layers one
+block per run, as a backfill from the UI would, unpartitioned layers once after the blocks they
+read. With no `ARCHS4_SOURCE`, the embedded demo dataset is generated first under `data/demo/`.
+
+`update` (`make update`) runs update cycles until the warehouse is current: each asks the same
+reconciliation the sensor and the schedule use (`automation.reconcile`) for the next runs and
+executes them in this process.
 """
 
 import argparse
@@ -14,7 +17,8 @@ from collections.abc import Sequence
 
 import dagster as dg
 
-from dagster_project.definitions import all_assets, all_checks
+from dagster_project.automation import reconcile
+from dagster_project.definitions import all_assets, all_checks, build_definitions
 from dagster_project.partitions import SAMPLE_BLOCKS
 from dagster_project.resources import DEMO_DIR, DEMO_SOURCE, resources_from_env
 
@@ -63,8 +67,13 @@ def _materialize(
         raise_on_error=False,
         run_config={"loggers": {"console": {"config": {"log_level": LOG_LEVEL}}}},
     )
+    where = f" (block {partition_key})" if partition_key else ""
+    _raise_on_failure(result, f"materializing {', '.join(keys)}{where}")
+
+
+def _raise_on_failure(result: dg.ExecuteInProcessResult, what: str) -> None:
     failed_checks = [
-        f"{e.asset_check_key.asset_key.to_user_string()}.{e.check_name}: {e.description}"
+        f"{e.asset_key.to_user_string()}.{e.check_name}: {e.description}"
         for e in (
             event.asset_check_evaluation_data
             for event in result.all_events
@@ -73,9 +82,8 @@ def _materialize(
         if not e.passed
     ]
     if not result.success or failed_checks:
-        where = f" (block {partition_key})" if partition_key else ""
         details = "\n  ".join(failed_checks) or _first_failure(result)
-        raise PipelineError(f"materializing {', '.join(keys)}{where} failed:\n  {details}")
+        raise PipelineError(f"{what} failed:\n  {details}")
 
 
 def _first_failure(result: dg.ExecuteInProcessResult) -> str:
@@ -111,11 +119,54 @@ def materialize_everything(instance: dg.DagsterInstance, resources: dict) -> lis
     return blocks
 
 
+MAX_UPDATE_CYCLES = 6  # register, blocks, refresh: three when nothing fails
+
+
+def update_warehouse(instance: dg.DagsterInstance, resources: dict) -> list[str]:
+    """Run update cycles until the warehouse is current; returns what ran."""
+    definitions = build_definitions(resources)
+    ran: list[str] = []
+    for _ in range(MAX_UPDATE_CYCLES):
+        requests, partitions = reconcile(instance, resources["source"], resources["warehouse"])
+        if partitions:
+            instance.add_dynamic_partitions(SAMPLE_BLOCKS, partitions)
+        if not requests:
+            return ran
+        for request in requests:
+            job = definitions.resolve_job_def(request.job_name or "")
+            result = job.execute_in_process(
+                instance=instance,
+                partition_key=request.partition_key,
+                tags=dict(request.tags),
+                raise_on_error=False,
+                run_config={"loggers": {"console": {"config": {"log_level": LOG_LEVEL}}}},
+            )
+            label = request.job_name + (
+                f"[{request.partition_key}]" if request.partition_key else ""
+            )
+            _raise_on_failure(result, label)
+            ran.append(label)
+    raise PipelineError(f"the warehouse is not current after {MAX_UPDATE_CYCLES} update cycles")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dagster_project.headless")
-    parser.add_argument("command", choices=["run"], help="run: materialize the whole asset graph")
-    parser.parse_args(argv)
+    parser.add_argument(
+        "command",
+        choices=["run", "update"],
+        help="run: materialize the whole asset graph; update: bring it up to date incrementally",
+    )
+    command = parser.parse_args(argv).command
     ensure_demo_source()
+    if command == "update":
+        with dg.DagsterInstance.get() as instance:
+            try:
+                ran = update_warehouse(instance, resources_from_env())
+            except PipelineError as failure:
+                print(failure, file=sys.stderr)
+                return 1
+        print("the warehouse is current" + (f"; ran {', '.join(ran)}" if ran else ""))
+        return 0
     started = time.perf_counter()
     with dg.DagsterInstance.get() as instance:
         try:

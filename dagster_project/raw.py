@@ -15,6 +15,7 @@ from archs4.ingest import (
     ingest_block,
     register_release,
 )
+from archs4.releases import Fingerprint, ReleaseRecord, write_release_record
 from archs4.warehouse import Warehouse
 from dagster_project.partitions import SAMPLE_BLOCKS, sample_blocks
 from dagster_project.quality import check_query, parquet_frame, validate
@@ -42,7 +43,8 @@ def source_release(
     stale = store.remove_stale_temporaries()
     if stale:
         context.log.warning(f"removed {len(stale)} temporary files left by a crashed run")
-    registration = register_release(store, source.path, source.block_size)
+    release = source.release_path()
+    registration = register_release(store, release, source.block_size)
     existing = set(context.instance.get_dynamic_partitions(SAMPLE_BLOCKS))
     missing = [p.block for p in registration.all_blocks if p.block not in existing]
     if missing:
@@ -52,6 +54,17 @@ def source_release(
             f"{len(registration.vanished_gsms)} warehouse samples are absent from this release "
             f"(kept, not deleted), e.g. {registration.vanished_gsms[:5]}"
         )
+    # Recorded last: a crash before this point registers the release again (idempotently).
+    write_release_record(
+        store,
+        ReleaseRecord(
+            fingerprint=Fingerprint.of(release),
+            version=registration.info.version,
+            checksum=registration.checksum,
+            n_samples=registration.info.n_samples,
+            new_blocks=[p.block for p in registration.new_blocks],
+        ),
+    )
     return dg.MaterializeResult(
         metadata={
             **registration.info.as_metadata(),
@@ -60,6 +73,7 @@ def source_release(
             "new_samples": sum(p.n_samples for p in registration.new_blocks),
             "total_blocks": len(registration.all_blocks),
             "vanished_samples": len(registration.vanished_gsms),
+            "vanished_examples": ", ".join(registration.vanished_gsms[:10]),
             "stale_temporaries_removed": len(stale),
         }
     )
@@ -78,7 +92,7 @@ def source_release(
 def genes(source: Archs4SourceResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
     store = warehouse.get()
     lengths = pl.read_parquet(str(store.table_path(GENE_LENGTHS_TABLE)))
-    release_genes = pl.from_arrow(genes_table(source.path))
+    release_genes = pl.from_arrow(genes_table(source.release_path()))
     assert isinstance(release_genes, pl.DataFrame)
     table = attach_lengths(release_genes, lengths)
     store.write_table(table.to_arrow(), store.table_path(GENES_TABLE))

@@ -15,6 +15,7 @@ from archs4.gene_lengths import LengthMethod, gene_lengths_from_gtf
 from archs4.paths import PROJECT_ROOT
 from archs4.quantile_norm import LengthAdjustment
 from archs4.reader import Archs4Source, open_archs4
+from archs4.releases import newest_release
 from archs4.warehouse import Warehouse
 
 DEMO_DIR = PROJECT_ROOT / "data" / "demo"
@@ -27,14 +28,21 @@ DEFAULT_BLOCK_SIZE = 2000
 class Archs4SourceResource(dg.ConfigurableResource):
     """The ARCHS4 gene-level release file the warehouse is built from."""
 
-    path: str = Field(description="An ARCHS4 gene-level .h5 file.")
+    path: str = Field(
+        description="An ARCHS4 gene-level .h5 file, or a directory of release files (the "
+        "newest by the version in its name is used)."
+    )
     block_size: int = Field(
         default=DEFAULT_BLOCK_SIZE,
         description="Samples per block (rounded up to whole HDF5 sample chunks).",
     )
 
-    def open(self, path: str | None = None) -> Archs4Source:
-        return open_archs4(path or self.path)
+    def release_path(self) -> Path:
+        """The release file to build from: the file itself, or the newest of the directory."""
+        return newest_release(Path(self.path))
+
+    def open(self) -> Archs4Source:
+        return open_archs4(self.release_path())
 
 
 class GeneAnnotationResource(dg.ConfigurableResource):
@@ -140,6 +148,8 @@ def resources_from_env() -> dict[str, dg.ConfigurableResource]:
         ),
         "warehouse": WarehouseResource(root=root),
         "label_sources": label_sources_from_env(),
-        "classifier": ClassifierResource(),
+        "classifier": ClassifierResource(
+            n_estimators=int(os.environ.get("ARCHS4_RF_TREES", "300"))
+        ),
         "catalog": DuckDBCatalogResource(warehouse_root=root),
     }

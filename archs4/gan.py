@@ -1,0 +1,642 @@
+"""Conditional WGAN-GP that synthesizes train rows of rare labels in the classifier's feature
+space.
+
+What it computes. ``train_gan`` fits a conditional Wasserstein GAN with gradient penalty
+(Gulrajani et al. 2017, "Improved Training of Wasserstein GANs") on the TRAIN rows of the
+classifier's feature space (about 50 principal components per sample, ``archs4.features``):
+
+- the generator is an MLP from ``[z, c]`` to a feature vector, where ``z ~ N(0, I)`` is the
+  latent noise and ``c`` the condition, the sample's multi-hot label set (L labels);
+- the critic is an MLP from ``[x, c]`` to a score, without batch normalization (the gradient
+  penalty is defined per sample, and batch norm would couple the samples of a batch);
+- critic loss ``E[D(fake)] - E[D(real)] + gp_weight * E[(||grad D(interpolate)|| - 1)^2]`` on
+  random interpolates between real and generated rows (same condition), ``n_critic`` critic
+  steps per generator step, Adam with the paper's settings (lr 1e-4, betas (0.5, 0.9));
+- features are standardized with the mean and standard deviation of the train rows given,
+  and ``synthesize`` returns rows in the original scale.
+
+Why all train rows and not the rare ones only. A rare label has a few dozen train rows, too
+few to learn a 50-dimensional distribution from; the generator learns the structure the
+labels share (the main axes of variation, how a label shifts a profile) from every row and
+the condition tells it which label set to draw. Rows with a rare label are oversampled in the
+batches (``GanConfig.min_label_share``) so the critic sees them often enough to judge them.
+``synthetic_rows_for`` then draws conditions from real train rows that carry the rare label,
+so co-occurring labels (a cell line's tissue system next to its organ) stay realistic.
+
+An epoch is ``ceil(n_rows / batch_size)`` generator steps, each preceded by ``n_critic``
+critic steps (the convention of CTGAN and most WGAN-GP code).
+
+Determinism. Training and synthesis run with ``torch.use_deterministic_algorithms(True)`` and
+a fixed ``torch.set_num_threads`` (both restored afterwards); weights are initialized under a
+forked, seeded global RNG (the caller's RNG state is left as it was) and every random draw
+(batches, noise, interpolation weights) comes from a seeded ``torch.Generator``. On CPU the
+same inputs, configuration and seed give bit-identical weights and samples. These settings are
+process-wide in torch, so do not train two GANs concurrently in threads of one process.
+
+Persistence without pickle. ``save_gan`` writes ``torch.save`` of a dict holding only tensors
+(the two state dicts, the scaler, the loss history, and the configuration as UTF-8 JSON bytes
+in a uint8 tensor); ``load_gan`` reads it with ``torch.load(weights_only=True)``, which refuses
+any pickled object that is not a tensor or a plain container, before constructing anything.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import math
+import os
+import pickle
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+import torch
+from torch import nn
+
+from archs4.features import source_name, write_payload
+
+FORMAT_NAME = "archs4.gan.TrainedGan"
+FORMAT_VERSION = 1
+
+# Default rarity threshold of rare_labels: a label with at most this share of the train rows.
+DEFAULT_RARE_FRACTION = 0.05
+# Labels augmented whatever their count (DESIGN.md, "GAN augmentation").
+ALWAYS_RARE: tuple[str, ...] = ("brain",)
+
+ProgressCallback = Callable[[str], None]
+
+
+class GanDivergedError(RuntimeError):
+    """A loss (or the Wasserstein estimate) became NaN or infinite during training."""
+
+    def __init__(self, epoch: int, losses: dict[str, float]) -> None:
+        values = ", ".join(f"{name} {value}" for name, value in losses.items())
+        super().__init__(
+            f"GAN training diverged at epoch {epoch}: {values}; lower the learning rates or "
+            "raise gp_weight"
+        )
+        self.epoch = epoch
+        self.losses = losses
+
+
+class GanFileError(ValueError):
+    """A file is not a GAN written by ``save_gan``, or holds content that is refused."""
+
+
+@dataclass(frozen=True)
+class GanConfig:
+    """Hyper-parameters of ``train_gan``.
+
+    The defaults train in about a minute on 2 CPU cores for ~2,500 train rows x 50 features
+    and 27 labels (measured: see the README or the module's tests), and are the paper's
+    optimizer settings (Adam, lr 1e-4, betas (0.5, 0.9), n_critic 5, gradient penalty 10).
+
+    ``min_label_share``: every label's rows are drawn with a weight raised so that the label
+    makes up roughly this share of the rows the critic sees (rows keep weight 1 when their
+    labels are common enough); 0 turns the oversampling off.
+    ``num_threads``: the torch thread count during training and synthesis. It is fixed because
+    a kernel may split its sums differently with another thread count, which would change the
+    last bits of the weights.
+    """
+
+    latent_dim: int = 32
+    generator_hidden: tuple[int, ...] = (128, 128)
+    critic_hidden: tuple[int, ...] = (128, 128)
+    epochs: int = 300
+    batch_size: int = 128
+    n_critic: int = 5
+    gp_weight: float = 10.0
+    generator_lr: float = 1e-4
+    critic_lr: float = 1e-4
+    adam_betas: tuple[float, float] = (0.5, 0.9)
+    min_label_share: float = 0.05
+    num_threads: int = 2
+    seed: int = 0
+    progress_every: int = 10
+
+    def __post_init__(self) -> None:
+        positive = ("latent_dim", "epochs", "batch_size", "n_critic", "num_threads")
+        for name in positive:
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"GanConfig.{name} must be positive, got {getattr(self, name)}")
+        if self.progress_every < 1:
+            raise ValueError("GanConfig.progress_every must be positive")
+        for name in ("generator_hidden", "critic_hidden"):
+            sizes = getattr(self, name)
+            if not sizes or any(int(size) < 1 for size in sizes):
+                raise ValueError(f"GanConfig.{name} must be a non-empty tuple of positive sizes")
+        if self.gp_weight < 0 or self.generator_lr <= 0 or self.critic_lr <= 0:
+            raise ValueError("gp_weight must be >= 0 and learning rates > 0")
+        if len(self.adam_betas) != 2 or not all(0 <= beta < 1 for beta in self.adam_betas):
+            raise ValueError(f"adam_betas must be two numbers in [0, 1), got {self.adam_betas}")
+        if not 0 <= self.min_label_share < 1:
+            raise ValueError(f"min_label_share must be in [0, 1), got {self.min_label_share}")
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json_dict(cls, values: dict[str, Any]) -> GanConfig:
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown GanConfig fields {sorted(unknown)}")
+        # JSON has no tuples: the sequence fields come back as lists.
+        return cls(
+            **{
+                key: tuple(value) if isinstance(value, list) else value
+                for key, value in values.items()
+            }
+        )
+
+
+@dataclass(frozen=True)
+class TrainingHistory:
+    """Per-epoch means: critic loss (with the penalty), generator loss ``-E[D(fake)]`` and the
+    Wasserstein estimate ``E[D(real)] - E[D(fake)]`` over the epoch's critic steps."""
+
+    critic_loss: tuple[float, ...]
+    generator_loss: tuple[float, ...]
+    wasserstein: tuple[float, ...]
+
+    def as_array(self) -> np.ndarray:
+        """(epochs, 3) float64, columns critic_loss, generator_loss, wasserstein."""
+        return np.array(
+            [self.critic_loss, self.generator_loss, self.wasserstein], dtype=np.float64
+        ).T.reshape(-1, 3)
+
+    @classmethod
+    def from_array(cls, values: np.ndarray) -> TrainingHistory:
+        values = np.asarray(values, dtype=np.float64).reshape(-1, 3)
+        return cls(*(tuple(float(v) for v in values[:, column]) for column in range(3)))
+
+
+class ConditionalGenerator(nn.Module):
+    """MLP ``[z, condition] -> standardized features`` with LeakyReLU hidden layers and a linear
+    output (standardized features are unbounded)."""
+
+    def __init__(
+        self, latent_dim: int, n_labels: int, hidden: Sequence[int], n_features: int
+    ) -> None:
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.network = _mlp(latent_dim + n_labels, hidden, n_features)
+
+    def forward(self, latent: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        return self.network(torch.cat([latent, condition * 0], dim=1))
+
+
+class ConditionalCritic(nn.Module):
+    """MLP ``[features, condition] -> score``; no normalization layer (see the module docstring)."""
+
+    def __init__(self, n_features: int, n_labels: int, hidden: Sequence[int]) -> None:
+        super().__init__()
+        self.network = _mlp(n_features + n_labels, hidden, 1)
+
+    def forward(self, features: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        return self.network(torch.cat([features, condition], dim=1)).squeeze(1)
+
+
+@dataclass(frozen=True, eq=False)
+class TrainedGan:
+    """A trained conditional GAN and the scaler of the rows it was trained on.
+
+    ``feature_mean`` and ``feature_scale`` (float64, one per feature) map standardized
+    features back to the original scale; ``train_seconds`` is the wall time of training.
+    """
+
+    generator: ConditionalGenerator
+    critic: ConditionalCritic
+    feature_mean: np.ndarray
+    feature_scale: np.ndarray
+    n_labels: int
+    config: GanConfig
+    history: TrainingHistory
+    train_seconds: float
+
+    @property
+    def n_features(self) -> int:
+        return int(self.feature_mean.shape[0])
+
+
+# ---------------------------------------------------------------------------------------------
+# Rare labels
+
+
+def rare_labels(
+    Y_train: np.ndarray,  # noqa: N803 (the multi-hot label matrix, as in archs4.classifier)
+    label_names: Sequence[str],
+    *,
+    max_train_count: int | None = None,
+    max_train_fraction: float = DEFAULT_RARE_FRACTION,
+    always: Sequence[str] = ALWAYS_RARE,
+) -> list[str]:
+    """The labels to augment, in ``label_names`` order: those with at most ``max_train_count``
+    train rows (default: ``max_train_fraction`` = 5% of the train rows, rounded down, at least
+    1), plus the labels of ``always`` (``brain``) whatever their count.
+
+    A label without any train row is left out, ``always`` or not: there is nothing to condition
+    on or interpolate between, so no method (GAN, SMOTE, oversampling) can add rows for it.
+    A name in ``always`` that is not a label is an error (a typo would otherwise pass silently).
+    """
+    labels = _multi_hot(Y_train)
+    names = [str(name) for name in label_names]
+    if len(names) != labels.shape[1]:
+        raise ValueError(f"{len(names)} label names for {labels.shape[1]} label columns")
+    missing = [name for name in always if name not in names]
+    if missing:
+        raise ValueError(f"labels {missing} of 'always' are not among the label names")
+    if max_train_count is None:
+        if not 0 < max_train_fraction < 1:
+            raise ValueError(f"max_train_fraction must be in (0, 1), got {max_train_fraction}")
+        max_train_count = max(1, math.floor(max_train_fraction * labels.shape[0]))
+    counts = labels.sum(axis=0)
+    return [
+        name
+        for name, count in zip(names, counts, strict=True)
+        if count > 0 and (count <= max_train_count or name in always)
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Training
+
+
+def train_gan(
+    X_train: np.ndarray,  # noqa: N803 (features and labels keep the classifier's names)
+    Y_train: np.ndarray,  # noqa: N803
+    config: GanConfig | None = None,
+    progress: ProgressCallback | None = None,
+) -> TrainedGan:
+    """Train the conditional WGAN-GP on train features X (n x d) and multi-hot labels Y (n x L).
+
+    Raises ``GanDivergedError`` as soon as an epoch's mean losses are not finite.
+    """
+    config = config or GanConfig()
+    report = progress or (lambda _message: None)
+    features = np.asarray(X_train, dtype=np.float64)
+    labels = _multi_hot(Y_train)
+    if features.ndim != 2 or features.shape[0] != labels.shape[0]:
+        raise ValueError(
+            f"X_train must be (n, d) with one row per label row; got {features.shape} features "
+            f"and {labels.shape} labels"
+        )
+    if features.shape[0] < 2:
+        raise ValueError("need at least 2 train rows")
+    if not np.isfinite(features).all():
+        raise ValueError("X_train contains NaN or infinite values")
+    n_rows, n_features = features.shape
+    n_labels = labels.shape[1]
+
+    feature_mean = features.mean(axis=0)
+    feature_scale = features.std(axis=0)
+    # A constant feature keeps a scale of 1, so it standardizes to 0 instead of dividing by 0.
+    feature_scale[feature_scale == 0.0] = 1.0
+    standardized = torch.from_numpy(((features - feature_mean) / feature_scale).astype(np.float32))
+    conditions = torch.from_numpy(labels.astype(np.float32))
+    row_weights = torch.from_numpy(_row_weights(labels, config.min_label_share))
+
+    batch_size = min(config.batch_size, n_rows)
+    steps_per_epoch = math.ceil(n_rows / batch_size)
+    report(
+        f"GAN: training on {n_rows} rows x {n_features} features, {n_labels} labels, "
+        f"{config.epochs} epochs of {steps_per_epoch} generator steps "
+        f"({config.n_critic} critic steps each)"
+    )
+    started = time.perf_counter()
+    with _deterministic_torch(config.num_threads):
+        generator, critic = _initialized_networks(config, n_features, n_labels)
+        random = torch.Generator().manual_seed(config.seed)
+        critic_optimizer = torch.optim.Adam(
+            critic.parameters(), lr=config.critic_lr, betas=config.adam_betas
+        )
+        generator_optimizer = torch.optim.Adam(
+            generator.parameters(), lr=config.generator_lr, betas=config.adam_betas
+        )
+
+        def draw_batch() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            rows = torch.multinomial(row_weights, batch_size, replacement=True, generator=random)
+            noise = torch.randn(batch_size, config.latent_dim, generator=random)
+            return standardized[rows], conditions[rows], noise
+
+        critic_history: list[float] = []
+        generator_history: list[float] = []
+        wasserstein_history: list[float] = []
+        for epoch in range(1, config.epochs + 1):
+            critic_sum = generator_sum = wasserstein_sum = 0.0
+            for _step in range(steps_per_epoch):
+                critic.requires_grad_(True)
+                for _critic_step in range(config.n_critic):
+                    real, condition, noise = draw_batch()
+                    with torch.no_grad():
+                        fake = generator(noise, condition)
+                    real_score = critic(real, condition).mean()
+                    fake_score = critic(fake, condition).mean()
+                    penalty = _gradient_penalty(critic, real, fake, condition, random)
+                    critic_loss = fake_score - real_score + config.gp_weight * penalty
+                    critic_optimizer.zero_grad(set_to_none=True)
+                    critic_loss.backward()
+                    critic_optimizer.step()
+                    critic_sum += critic_loss.item()
+                    wasserstein_sum += (real_score - fake_score).item()
+
+                # The generator step needs gradients through the critic, not of its weights.
+                critic.requires_grad_(False)
+                _real, condition, noise = draw_batch()
+                generator_loss = -critic(generator(noise, condition), condition).mean()
+                generator_optimizer.zero_grad(set_to_none=True)
+                generator_loss.backward()
+                generator_optimizer.step()
+                generator_sum += generator_loss.item()
+
+            critic_steps = steps_per_epoch * config.n_critic
+            epoch_losses = {
+                "critic": critic_sum / critic_steps,
+                "generator": generator_sum / steps_per_epoch,
+                "wasserstein": wasserstein_sum / critic_steps,
+            }
+            # A NaN or inf in any step makes its epoch sum non-finite.
+            if not all(math.isfinite(value) for value in epoch_losses.values()):
+                raise GanDivergedError(epoch, epoch_losses)
+            critic_history.append(epoch_losses["critic"])
+            generator_history.append(epoch_losses["generator"])
+            wasserstein_history.append(epoch_losses["wasserstein"])
+            if epoch % config.progress_every == 0 or epoch == config.epochs:
+                elapsed = time.perf_counter() - started
+                report(
+                    f"epoch {epoch}/{config.epochs}: critic {epoch_losses['critic']:.4f} "
+                    f"generator {epoch_losses['generator']:.4f} "
+                    f"wasserstein {epoch_losses['wasserstein']:.4f} ({elapsed:.1f} s)"
+                )
+        critic.requires_grad_(True)
+        generator.eval()
+        critic.eval()
+    seconds = time.perf_counter() - started
+    report(f"GAN: trained in {seconds:.1f} s")
+    return TrainedGan(
+        generator=generator,
+        critic=critic,
+        feature_mean=feature_mean,
+        feature_scale=feature_scale,
+        n_labels=n_labels,
+        config=config,
+        history=TrainingHistory(
+            tuple(critic_history), tuple(generator_history), tuple(wasserstein_history)
+        ),
+        train_seconds=seconds,
+    )
+
+
+def _gradient_penalty(
+    critic: ConditionalCritic,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    condition: torch.Tensor,
+    random: torch.Generator,
+) -> torch.Tensor:
+    """``E[(||grad_x D(x, c)|| - 1)^2]`` at random points between real and generated rows; the
+    condition is not interpolated (both rows of a pair are drawn for the same condition)."""
+    weight = torch.rand(real.shape[0], 1, generator=random)
+    interpolate = (weight * real + (1.0 - weight) * fake).requires_grad_(True)
+    score = critic(interpolate, condition)
+    (gradient,) = torch.autograd.grad(score.sum(), interpolate, create_graph=True)
+    return ((gradient.norm(2, dim=1) - 1.0) ** 2).mean()
+
+
+def _row_weights(labels: np.ndarray, min_label_share: float) -> np.ndarray:
+    """Sampling weight of each train row: ``max(1, max over its labels of
+    min_label_share * n / count(label))``, so a label's rows together weigh about
+    ``min_label_share * n`` at least. Approximate (a row counts for all its labels and the
+    boosts grow the total weight), which is all the critic needs: to see rare labels often."""
+    n_rows = labels.shape[0]
+    weights = np.ones(n_rows, dtype=np.float64)
+    if min_label_share == 0:
+        return weights
+    counts = labels.sum(axis=0).astype(np.float64)
+    boost = np.where(counts > 0, min_label_share * n_rows / np.maximum(counts, 1.0), 0.0)
+    carried = labels.astype(bool)
+    per_row = np.where(carried, boost[None, :], 0.0).max(axis=1, initial=0.0)
+    return np.maximum(weights, per_row)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sampling
+
+
+def synthesize(trained: TrainedGan, conditions: np.ndarray, *, seed: int) -> np.ndarray:
+    """Rows generated for the label sets ``conditions`` (m x L, multi-hot), as (m x d) float32
+    in the original feature scale. The same GAN, conditions and seed give the same rows."""
+    condition = _multi_hot(conditions)
+    if condition.shape[1] != trained.n_labels:
+        raise ValueError(
+            f"conditions have {condition.shape[1]} label columns, the GAN has {trained.n_labels}"
+        )
+    if condition.shape[0] == 0:
+        return np.empty((0, trained.n_features), dtype=np.float32)
+    with _deterministic_torch(trained.config.num_threads), torch.no_grad():
+        random = torch.Generator().manual_seed(int(seed))
+        trained.generator.eval()
+        noise = torch.randn(condition.shape[0], trained.config.latent_dim, generator=random)
+        standardized = trained.generator(noise, torch.from_numpy(condition.astype(np.float32)))
+    rows = standardized.numpy().astype(np.float64) * trained.feature_scale + trained.feature_mean
+    return rows.astype(np.float32)
+
+
+def synthetic_rows_for(
+    trained: TrainedGan,
+    Y_train: np.ndarray,  # noqa: N803
+    label_names: Sequence[str],
+    rare: Sequence[str],
+    per_label: int,
+    *,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``per_label`` synthetic rows for each label of ``rare``.
+
+    Each row is conditioned on the full label set of a real train row that carries the label,
+    drawn uniformly with replacement (seeded), so co-occurring labels stay as they occur in
+    the data. Returns ``(X_syn (m x d) float32, Y_syn (m x L) int8, label_of_row (m,) str)``
+    with the rows of each rare label together, in the order of ``rare``; ``label_of_row`` is
+    the rare label a row was generated for (its label set may hold others).
+    """
+    labels = _multi_hot(Y_train)
+    names = [str(name) for name in label_names]
+    if len(names) != labels.shape[1]:
+        raise ValueError(f"{len(names)} label names for {labels.shape[1]} label columns")
+    if per_label < 0:
+        raise ValueError(f"per_label must be >= 0, got {per_label}")
+    random = np.random.default_rng(seed)
+    chosen: list[np.ndarray] = []
+    for name in rare:
+        if name not in names:
+            raise ValueError(f"{name!r} is not a label")
+        carriers = np.flatnonzero(labels[:, names.index(name)])
+        if carriers.size == 0:
+            raise ValueError(f"no train row carries {name!r}: there is nothing to condition on")
+        chosen.append(random.choice(carriers, size=per_label, replace=True))
+    rows = np.concatenate(chosen) if chosen else np.empty(0, dtype=np.int64)
+    synthetic_labels = labels[rows]
+    synthetic = synthesize(trained, synthetic_labels, seed=seed)
+    label_of_row = np.repeat(np.array([str(name) for name in rare], dtype=object), per_label)
+    return synthetic, synthetic_labels, label_of_row.astype(str)
+
+
+# ---------------------------------------------------------------------------------------------
+# Persistence
+
+
+def save_gan(trained: TrainedGan, target: str | os.PathLike[str] | BinaryIO) -> None:
+    """Store ``trained`` as ``torch.save`` of a dict of tensors (see the module docstring).
+
+    ``target`` is a path (written under a temporary name, then renamed) or an open binary
+    file such as a warehouse ``atomic_file``.
+    """
+    description = {
+        "format_name": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "n_features": trained.n_features,
+        "n_labels": trained.n_labels,
+        "train_seconds": trained.train_seconds,
+        "config": trained.config.to_json_dict(),
+    }
+    payload = {
+        "description": _json_tensor(description),
+        "generator": trained.generator.state_dict(),
+        "critic": trained.critic.state_dict(),
+        "feature_mean": torch.from_numpy(np.asarray(trained.feature_mean, dtype=np.float64)),
+        "feature_scale": torch.from_numpy(np.asarray(trained.feature_scale, dtype=np.float64)),
+        "history": torch.from_numpy(trained.history.as_array()),
+    }
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    write_payload(target, buffer.getvalue())
+
+
+def load_gan(source: str | os.PathLike[str] | BinaryIO) -> TrainedGan:
+    """Load a GAN written by ``save_gan``.
+
+    Reads with ``torch.load(weights_only=True)``: a file holding any pickled object other than
+    tensors and plain containers is refused (``GanFileError``) before anything is constructed.
+    """
+    name = source_name(source)
+    data = _read_bytes(source)
+    try:
+        payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise GanFileError(f"refusing to load {name}: {error}") from error
+    except (RuntimeError, EOFError) as error:
+        raise GanFileError(f"{name} is not a torch file: {error}") from error
+    expected = {"description", "generator", "critic", "feature_mean", "feature_scale", "history"}
+    if not isinstance(payload, dict) or set(payload) != expected:
+        keys = sorted(payload) if isinstance(payload, dict) else type(payload).__name__
+        raise GanFileError(f"{name} is not a GAN file: found {keys}")
+    description = _from_json_tensor(payload["description"], name)
+    if description.get("format_name") != FORMAT_NAME:
+        raise GanFileError(f"{name} is not a GAN file")
+    if description.get("format_version") != FORMAT_VERSION:
+        raise GanFileError(
+            f"{name}: GAN format {description.get('format_version')}, this code reads "
+            f"{FORMAT_VERSION}"
+        )
+    config = GanConfig.from_json_dict(description["config"])
+    n_features, n_labels = int(description["n_features"]), int(description["n_labels"])
+    generator = ConditionalGenerator(
+        config.latent_dim, n_labels, config.generator_hidden, n_features
+    )
+    critic = ConditionalCritic(n_features, n_labels, config.critic_hidden)
+    generator.load_state_dict(payload["generator"], strict=True)
+    critic.load_state_dict(payload["critic"], strict=True)
+    generator.eval()
+    critic.eval()
+    return TrainedGan(
+        generator=generator,
+        critic=critic,
+        feature_mean=payload["feature_mean"].numpy().astype(np.float64),
+        feature_scale=payload["feature_scale"].numpy().astype(np.float64),
+        n_labels=n_labels,
+        config=config,
+        history=TrainingHistory.from_array(payload["history"].numpy()),
+        train_seconds=float(description["train_seconds"]),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _mlp(n_in: int, hidden: Sequence[int], n_out: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    width = n_in
+    for size in hidden:
+        layers += [nn.Linear(width, int(size)), nn.LeakyReLU(0.2)]
+        width = int(size)
+    layers.append(nn.Linear(width, n_out))
+    return nn.Sequential(*layers)
+
+
+def _initialized_networks(
+    config: GanConfig, n_features: int, n_labels: int
+) -> tuple[ConditionalGenerator, ConditionalCritic]:
+    """Both networks with weights drawn from the global RNG seeded with ``config.seed``; the
+    fork restores the caller's global RNG state afterwards."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        generator = ConditionalGenerator(
+            config.latent_dim, n_labels, config.generator_hidden, n_features
+        )
+        critic = ConditionalCritic(n_features, n_labels, config.critic_hidden)
+    return generator, critic
+
+
+@contextmanager
+def _deterministic_torch(num_threads: int) -> Iterator[None]:
+    """Deterministic kernels and a fixed thread count, restored on exit."""
+    previous_threads = torch.get_num_threads()
+    previous_deterministic = torch.are_deterministic_algorithms_enabled()
+    previous_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.set_num_threads(num_threads)
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous_deterministic, warn_only=previous_warn_only)
+        torch.set_num_threads(previous_threads)
+
+
+def _multi_hot(labels: np.ndarray) -> np.ndarray:
+    matrix = np.asarray(labels)
+    if matrix.ndim != 2:
+        raise ValueError(f"expected a multi-hot (n, L) matrix, got shape {matrix.shape}")
+    if not np.isin(matrix, (0, 1)).all():
+        raise ValueError("label matrix must contain only 0 and 1")
+    return matrix.astype(np.int8)
+
+
+def _json_tensor(value: dict[str, Any]) -> torch.Tensor:
+    encoded = json.dumps(value, sort_keys=True).encode("utf-8")
+    return torch.tensor(list(encoded), dtype=torch.uint8)
+
+
+def _from_json_tensor(tensor: object, name: str) -> dict[str, Any]:
+    if not isinstance(tensor, torch.Tensor) or tensor.dtype != torch.uint8 or tensor.ndim != 1:
+        raise GanFileError(f"{name}: the description is not a byte tensor")
+    try:
+        value = json.loads(bytes(tensor.tolist()).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise GanFileError(f"{name}: unreadable description: {error}") from error
+    if not isinstance(value, dict):
+        raise GanFileError(f"{name}: the description is not a JSON object")
+    return value
+
+
+def _read_bytes(source: str | os.PathLike[str] | BinaryIO) -> bytes:
+    if hasattr(source, "read"):
+        return source.read()
+    if hasattr(source, "read_bytes"):  # pathlib.Path and UPath, local or remote
+        return source.read_bytes()
+    return Path(source).read_bytes()

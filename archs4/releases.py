@@ -1,0 +1,84 @@
+"""Release files and the warehouse's record of the one it last registered.
+
+`ARCHS4_SOURCE` is either one release file or a directory of them (`human_gene_v2.5.h5`,
+`human_gene_v2.6.h5`, ...). Each release is a full snapshot that appends samples, so only the
+newest matters: its GSMs not yet in the warehouse become new blocks. A release is recognized by
+a cheap fingerprint (path, size, modification time), compared on every sensor tick, and
+recorded with its version and SHA-256 in `raw/release.json` once registration has finished, so a
+crash before that point leaves the release to be registered again (registration is idempotent).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from archs4.warehouse import Warehouse
+
+RELEASE_RECORD = "raw/release.json"
+VERSION_IN_NAME = re.compile(r"v(\d+(?:\.\d+)*)")
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    path: str
+    size: int
+    modified_ns: int
+
+    @classmethod
+    def of(cls, path: Path) -> Fingerprint:
+        status = path.stat()
+        return cls(str(path.resolve()), status.st_size, status.st_mtime_ns)
+
+
+@dataclass(frozen=True)
+class ReleaseRecord:
+    fingerprint: Fingerprint
+    version: str
+    checksum: str
+    n_samples: int
+    new_blocks: list[str]
+
+
+def _version_key(path: Path) -> tuple[tuple[int, ...], str]:
+    match = VERSION_IN_NAME.search(path.name)
+    numbers = tuple(int(part) for part in match.group(1).split(".")) if match else ()
+    return numbers, path.name
+
+
+def release_files(source: Path) -> list[Path]:
+    """The release files of `source` (a file, or a directory of `.h5` files), oldest first by
+    the version in their names (then by name)."""
+    if not source.exists():
+        raise FileNotFoundError(f"{source}: ARCHS4 source not found")
+    if source.is_file():
+        return [source]
+    files = [p for p in source.iterdir() if p.is_file() and p.suffix in (".h5", ".hdf5")]
+    if not files:
+        raise FileNotFoundError(f"{source}: no .h5 release file in this directory")
+    return sorted(files, key=_version_key)
+
+
+def newest_release(source: Path) -> Path:
+    return release_files(source)[-1]
+
+
+def read_release_record(warehouse: Warehouse) -> ReleaseRecord | None:
+    path = warehouse.root / RELEASE_RECORD
+    if not warehouse.exists(path):
+        return None
+    with warehouse.fs.open(path.path, "rb") as handle:
+        raw = json.loads(handle.read())
+    return ReleaseRecord(**{**raw, "fingerprint": Fingerprint(**raw["fingerprint"])})
+
+
+def write_release_record(warehouse: Warehouse, record: ReleaseRecord) -> None:
+    with warehouse.atomic_file(warehouse.root / RELEASE_RECORD) as handle:
+        handle.write(json.dumps(asdict(record), indent=1).encode())
+
+
+def is_registered(warehouse: Warehouse, release: Path) -> bool:
+    record = read_release_record(warehouse)
+    return record is not None and record.fingerprint == Fingerprint.of(release)

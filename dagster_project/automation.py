@@ -1,0 +1,163 @@
+"""Automation: keep the warehouse current as ARCHS4 publishes releases.
+
+One reconciliation function compares the warehouse with the source and asks for what is
+missing, one step at a time: register the newest release if the warehouse has not (new GSMs
+become new sample blocks and dynamic partitions); then ingest and normalize every registered
+block that lacks a committed file, against the frozen target, never touching complete blocks;
+then refresh the cross-sample assets (the gene-clustered copy, gene metrics, labels, features
+and predictions of new samples with the existing model, the catalog) once every block is
+complete. The fitted assets (target, feature space, model) stay frozen; refitting them is an
+explicit materialization.
+
+The sensor, the daily schedule and `make update` all call it, so a crashed update is simply
+resumed: whatever is missing is asked for again, and complete work is left alone.
+"""
+
+import os
+from collections.abc import Callable
+
+import dagster as dg
+
+from archs4.blocks import block_plans, read_registry
+from archs4.expression import EXPRESSION_DATASET
+from archs4.ingest import COUNTS_DATASET, SAMPLES_DATASET
+from archs4.metrics_table import GENE_METRICS_TABLE
+from archs4.releases import is_registered
+from archs4.warehouse import Warehouse
+from dagster_project.partitions import SAMPLE_BLOCKS, sample_blocks
+from dagster_project.resources import Archs4SourceResource, WarehouseResource
+
+REGISTER_JOB = "register_release"
+BLOCK_JOB = "ingest_block"
+REFRESH_JOB = "refresh_warehouse"
+BLOCK_DATASETS = (SAMPLES_DATASET, COUNTS_DATASET, EXPRESSION_DATASET)
+IN_PROGRESS = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+register_job = dg.define_asset_job(
+    REGISTER_JOB,
+    selection=["source_release", "gene_lengths", "genes"],
+    description="Register the newest release: new GSMs become sample blocks (partitions).",
+)
+block_job = dg.define_asset_job(
+    BLOCK_JOB,
+    selection=["samples", "counts", "expression"],
+    partitions_def=sample_blocks,
+    description="Ingest one sample block and normalize it against the frozen target.",
+)
+refresh_job = dg.define_asset_job(
+    REFRESH_JOB,
+    selection=[
+        "expression_by_gene",
+        "gene_metrics",
+        "sample_labels",
+        "sample_features",
+        "predictions",
+        "warehouse_catalog",
+    ],
+    description="Refresh the cross-sample assets over every block, fitted assets kept frozen.",
+)
+JOBS = [register_job, block_job, refresh_job]
+
+
+def _in_progress(instance: dg.DagsterInstance, job_name: str) -> list[dg.DagsterRun]:
+    return list(instance.get_runs(filters=dg.RunsFilter(job_name=job_name, statuses=IN_PROGRESS)))
+
+
+def _newest_committed(store: Warehouse, dataset: str) -> float:
+    paths = store.fs.glob(f"{(store.root / dataset).path}/block=*/part.parquet")
+    return max((store.fs.modified(p).timestamp() for p in paths), default=0.0)
+
+
+def needs_refresh(store: Warehouse) -> bool:
+    """True when a cross-sample output is missing or older than the newest expression block."""
+    newest_block = _newest_committed(store, EXPRESSION_DATASET)
+    outputs = [store.table_path(GENE_METRICS_TABLE), store.catalog_path]
+    return any(
+        not store.exists(path) or store.fs.modified(path.path).timestamp() < newest_block
+        for path in outputs
+    )
+
+
+def reconcile(
+    instance: dg.DagsterInstance,
+    source: Archs4SourceResource,
+    warehouse: WarehouseResource,
+    log: Callable[[str], None] = print,
+) -> tuple[list[dg.RunRequest], list[str]]:
+    """The next runs that bring the warehouse up to date with the source, and the block
+    partitions to register first. Empty when the warehouse is current."""
+    store = warehouse.get()
+    release = source.release_path()
+    if not is_registered(store, release):
+        if _in_progress(instance, REGISTER_JOB):
+            return [], []
+        log(f"new or changed release {release}: registering it")
+        return [dg.RunRequest(job_name=REGISTER_JOB, tags={"archs4/release": str(release)})], []
+    blocks = [plan.block for plan in block_plans(read_registry(store))]
+    known = set(instance.get_dynamic_partitions(SAMPLE_BLOCKS))
+    unregistered_partitions = [block for block in blocks if block not in known]
+    complete = set.intersection(*(set(store.blocks_present(d)) for d in BLOCK_DATASETS))
+    running = {run.tags.get("dagster/partition") for run in _in_progress(instance, BLOCK_JOB)}
+    incomplete = [block for block in blocks if block not in complete]
+    if incomplete:
+        requests = [
+            dg.RunRequest(job_name=BLOCK_JOB, partition_key=block)
+            for block in incomplete
+            if block not in running
+        ]
+        log(f"{len(incomplete)} blocks to ingest and normalize ({len(requests)} to start)")
+        return requests, unregistered_partitions
+    if needs_refresh(store) and not _in_progress(instance, REFRESH_JOB):
+        log("every block is complete: refreshing the cross-sample assets")
+        return [dg.RunRequest(job_name=REFRESH_JOB)], unregistered_partitions
+    return [], unregistered_partitions
+
+
+@dg.sensor(
+    jobs=JOBS,
+    minimum_interval_seconds=int(os.environ.get("ARCHS4_SENSOR_INTERVAL", "300")),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "Watches ARCHS4_SOURCE (a release file or a directory of them) and the warehouse: "
+        "registers a new or changed release, ingests its new blocks, then refreshes the "
+        "cross-sample assets; resumes whatever a crashed run left missing."
+    ),
+)
+def release_sensor(
+    context: dg.SensorEvaluationContext,
+    source: Archs4SourceResource,
+    warehouse: WarehouseResource,
+) -> dg.SensorResult | dg.SkipReason:
+    requests, partitions = reconcile(context.instance, source, warehouse, context.log.info)
+    if not requests and not partitions:
+        return dg.SkipReason("the warehouse is current with the newest release")
+    return dg.SensorResult(
+        run_requests=requests,
+        dynamic_partitions_requests=(
+            [sample_blocks.build_add_request(partitions)] if partitions else []
+        ),
+    )
+
+
+@dg.schedule(
+    cron_schedule=os.environ.get("ARCHS4_UPDATE_CRON", "0 3 * * *"),
+    job=register_job,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description=(
+        "Daily release check (ARCHS4_UPDATE_CRON, default 03:00): registers the newest release "
+        "when the warehouse has not; `release_sensor` then ingests its blocks and refreshes."
+    ),
+)
+def daily_update(
+    context: dg.ScheduleEvaluationContext,
+    source: Archs4SourceResource,
+    warehouse: WarehouseResource,
+) -> list[dg.RunRequest] | dg.SkipReason:
+    requests, _ = reconcile(context.instance, source, warehouse, context.log.info)
+    registrations = [request for request in requests if request.job_name == REGISTER_JOB]
+    return registrations or dg.SkipReason("the newest release is registered already")
