@@ -28,7 +28,7 @@ $(DAGSTER_HOME):
 run: install | $(DAGSTER_HOME)
 	$(BIN)/python -m dagster_project.headless run
 
-test: install
+test: install chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
@@ -41,6 +41,12 @@ ui: install | $(DAGSTER_HOME)
 
 bench: install
 	$(BIN)/python -m benchmarks.run
+
+# The browser test drives Debian's Chromium (never a browser a tool downloads itself).
+chromium:
+	@command -v chromium >/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
+		else sudo -n apt-get update -qq && sudo -n apt-get install -y -qq chromium; fi; }
 
 lint: install
 	$(BIN)/ruff check .

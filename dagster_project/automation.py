@@ -121,7 +121,11 @@ def reconcile(
 @dg.sensor(
     jobs=JOBS,
     minimum_interval_seconds=int(os.environ.get("ARCHS4_SENSOR_INTERVAL", "300")),
-    default_status=dg.DefaultSensorStatus.RUNNING,
+    default_status=(
+        dg.DefaultSensorStatus.STOPPED
+        if os.environ.get("ARCHS4_SENSOR_STATUS", "running") == "stopped"
+        else dg.DefaultSensorStatus.RUNNING
+    ),
     description=(
         "Watches ARCHS4_SOURCE (a release file or a directory of them) and the warehouse: "
         "registers a new or changed release, ingests its new blocks, then refreshes the "
