@@ -84,7 +84,8 @@ FIDELITY_METRICS: tuple[str, ...] = (
 USEFULNESS_METRICS: tuple[str, ...] = ("f1", "average_precision")
 ALL_RARE = "ALL_RARE"
 MIN_SEEDS = 3
-# Rows per matrix of the SMOTE seed search (see _smote_seed_rows), bounding its memory.
+# Elements per intermediate array of the SMOTE seed search (_smote_seed_rows): 32 MB of
+# float64, whatever the number of rows.
 _SEED_SEARCH_ELEMENTS = 4_000_000
 
 ProgressCallback = Callable[[str], None]

@@ -42,6 +42,8 @@ DATASETS: dict[str, tuple[str, str | None]] = {
     "labels_sample_splits": ("labels/sample_splits", None),
     "model_predictions": ("model/predictions", None),
     "model_model_evaluation": ("model/model_evaluation", None),
+    "model_synthetic_samples": ("model/synthetic_samples", None),
+    "model_gan_evaluation": ("model/gan_evaluation", None),
 }
 READ_ONLY_STATEMENTS = {
     duckdb.StatementType.SELECT,

@@ -11,7 +11,7 @@ classifier's feature space (about 50 principal components per sample, ``archs4.f
   penalty is defined per sample, and batch norm would couple the samples of a batch);
 - critic loss ``E[D(fake)] - E[D(real)] + gp_weight * E[(||grad D(interpolate)|| - 1)^2]`` on
   random interpolates between real and generated rows (same condition), ``n_critic`` critic
-  steps per generator step, Adam with the paper's settings (lr 1e-4, betas (0.5, 0.9));
+  steps per generator step, Adam with betas (0.5, 0.9) as in the paper (``GanConfig``);
 - features are standardized with the mean and standard deviation of the train rows given,
   and ``synthesize`` returns rows in the original scale.
 
@@ -92,16 +92,24 @@ class GanFileError(ValueError):
 class GanConfig:
     """Hyper-parameters of ``train_gan``.
 
-    The defaults train in about a minute on 2 CPU cores for ~2,500 train rows x 50 features
-    and 27 labels (measured: see the README or the module's tests), and are the paper's
-    optimizer settings (Adam, lr 1e-4, betas (0.5, 0.9), n_critic 5, gradient penalty 10).
+    The defaults train in about a minute for ~2,500 train rows x 50 features and 27 labels
+    (measured: 62 s on the 2-core machine, other jobs running). They are the paper's settings
+    (Adam betas (0.5, 0.9), n_critic 5, gradient penalty 10) except the learning rate, 2e-4
+    instead of 1e-4: on a 2,500 x 50 test set with 27 labels it reached better rare-label
+    fidelity in the same 300 epochs (mean correlation 0.97 against 0.93, C2ST AUROC 0.43
+    against 0.64, nearest-neighbour ratio 0.68 against 0.79: closer to the real rows without
+    copying them).
 
     ``min_label_share``: every label's rows are drawn with a weight raised so that the label
     makes up roughly this share of the rows the critic sees (rows keep weight 1 when their
     labels are common enough); 0 turns the oversampling off.
     ``num_threads``: the torch thread count during training and synthesis. It is fixed because
     a kernel may split its sums differently with another thread count, which would change the
-    last bits of the weights.
+    last bits of the weights. One by default: these matrices are small (batches of 128 rows,
+    128 units), so a second thread gains nothing on an idle machine (measured: the same time),
+    and when other work holds the cores (Dagster runs assets in parallel processes) torch's
+    OpenMP threads wait on each other: 10 epochs took 191 s with 2 threads against 3.5 s with
+    1 on the 2-core machine under a load of 4.5.
     """
 
     latent_dim: int = 32
@@ -111,11 +119,11 @@ class GanConfig:
     batch_size: int = 128
     n_critic: int = 5
     gp_weight: float = 10.0
-    generator_lr: float = 1e-4
-    critic_lr: float = 1e-4
+    generator_lr: float = 2e-4
+    critic_lr: float = 2e-4
     adam_betas: tuple[float, float] = (0.5, 0.9)
     min_label_share: float = 0.05
-    num_threads: int = 2
+    num_threads: int = 1
     seed: int = 0
     progress_every: int = 10
 
@@ -188,7 +196,7 @@ class ConditionalGenerator(nn.Module):
         self.network = _mlp(latent_dim + n_labels, hidden, n_features)
 
     def forward(self, latent: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
-        return self.network(torch.cat([latent, condition * 0], dim=1))
+        return self.network(torch.cat([latent, condition], dim=1))
 
 
 class ConditionalCritic(nn.Module):
@@ -543,14 +551,18 @@ def load_gan(source: str | os.PathLike[str] | BinaryIO) -> TrainedGan:
             f"{name}: GAN format {description.get('format_version')}, this code reads "
             f"{FORMAT_VERSION}"
         )
-    config = GanConfig.from_json_dict(description["config"])
-    n_features, n_labels = int(description["n_features"]), int(description["n_labels"])
-    generator = ConditionalGenerator(
-        config.latent_dim, n_labels, config.generator_hidden, n_features
-    )
-    critic = ConditionalCritic(n_features, n_labels, config.critic_hidden)
-    generator.load_state_dict(payload["generator"], strict=True)
-    critic.load_state_dict(payload["critic"], strict=True)
+    try:
+        config = GanConfig.from_json_dict(description["config"])
+        n_features, n_labels = int(description["n_features"]), int(description["n_labels"])
+        generator = ConditionalGenerator(
+            config.latent_dim, n_labels, config.generator_hidden, n_features
+        )
+        critic = ConditionalCritic(n_features, n_labels, config.critic_hidden)
+        generator.load_state_dict(payload["generator"], strict=True)
+        critic.load_state_dict(payload["critic"], strict=True)
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        # RuntimeError: weights whose names or shapes do not match the configuration.
+        raise GanFileError(f"{name}: inconsistent GAN file: {error}") from error
     generator.eval()
     critic.eval()
     return TrainedGan(

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from dagster_project.augmentation import gan_evaluation, synthetic_samples
 from dagster_project.labels import sample_labels, sample_splits
 from dagster_project.metrics import expression_by_gene, gene_metrics
 from dagster_project.model import model_evaluation, predictions
@@ -28,6 +29,8 @@ EXAMPLE_QUERY = "SELECT count(*) AS n_rows, sum(count) AS total FROM counts"
         sample_splits,
         predictions,
         model_evaluation,
+        synthetic_samples,
+        gan_evaluation,
     ],
     pool="duckdb_catalog",
     description=(

@@ -2,11 +2,20 @@
 
 import dagster as dg
 
-from dagster_project import catalog, labels, metrics, model, normalized, raw, reference
+from dagster_project import (
+    augmentation,
+    catalog,
+    labels,
+    metrics,
+    model,
+    normalized,
+    raw,
+    reference,
+)
 from dagster_project.automation import JOBS, daily_update, release_sensor
 from dagster_project.resources import resources_from_env
 
-ASSET_MODULES = [raw, reference, normalized, metrics, labels, model, catalog]
+ASSET_MODULES = [raw, reference, normalized, metrics, labels, model, augmentation, catalog]
 
 all_assets = dg.load_assets_from_modules(ASSET_MODULES)
 all_checks = dg.load_asset_checks_from_modules(ASSET_MODULES)

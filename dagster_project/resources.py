@@ -93,6 +93,17 @@ class ClassifierResource(dg.ConfigurableResource):
     seed: int = Field(default=0, description="Seed of splits, PCA and forests.")
 
 
+class AugmentationResource(dg.ConfigurableResource):
+    """How the rare labels are augmented and the augmentation evaluated."""
+
+    epochs: int = Field(default=300, description="GAN training epochs.")
+    rare_fraction: float = Field(
+        default=0.05, description="Labels with at most this share of the train rows are rare."
+    )
+    evaluation_seeds: int = Field(default=3, description="Seeds of the usefulness comparison.")
+    evaluation_trees: int = Field(default=100, description="Trees of each compared forest.")
+
+
 class WarehouseResource(dg.ConfigurableResource):
     """The warehouse root (local or shared storage; fsspec URL or path)."""
 
@@ -148,6 +159,9 @@ def resources_from_env() -> dict[str, dg.ConfigurableResource]:
         ),
         "warehouse": WarehouseResource(root=root),
         "label_sources": label_sources_from_env(),
+        "augmentation": AugmentationResource(
+            epochs=int(os.environ.get("ARCHS4_GAN_EPOCHS", "300"))
+        ),
         "classifier": ClassifierResource(
             n_estimators=int(os.environ.get("ARCHS4_RF_TREES", "300"))
         ),

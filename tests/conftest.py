@@ -11,6 +11,7 @@ import pytest
 from dagster_project.headless import materialize_everything
 from dagster_project.resources import (
     Archs4SourceResource,
+    AugmentationResource,
     ClassifierResource,
     DuckDBCatalogResource,
     GeneAnnotationResource,
@@ -34,6 +35,7 @@ def resources_for(source: Path, gtf: Path, root: Path, method: str = "divide") -
         "catalog": DuckDBCatalogResource(warehouse_root=str(root)),
         "label_sources": LabelSourcesResource(),
         "classifier": ClassifierResource(n_estimators=100),
+        "augmentation": AugmentationResource(evaluation_trees=30),
     }
 
 

@@ -258,3 +258,35 @@ def test_similar_samples_equal_numpy_cosine(demo, monkeypatch, capsys):
         [row["cosine"] for row in rows], np.sort(cosine)[::-1][:10], atol=2e-6
     )
     assert main(["similar", "GSM0", "-k", "3"]) == 2
+
+
+def test_gan_evaluation_is_complete_and_computed(demo):
+    _, root, _, _ = demo
+    info = json.loads((root / "model" / "gan.json").read_text())
+    assert "brain" in info["rare"]
+    with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as connection:
+        rows = connection.sql("SELECT label, metric, value FROM gan_evaluation").fetchall()
+        models = {
+            m for (m,) in connection.sql("SELECT DISTINCT model FROM model_evaluation").fetchall()
+        }
+        synthetic = connection.sql(
+            "SELECT label, count(DISTINCT synthetic_id) FROM synthetic_samples GROUP BY label"
+        ).fetchall()
+    metrics = {(label, metric): value for label, metric, value in rows}
+    methods = ("none", "class_weights", "random_oversampling", "smote", "gan")
+    fidelity = (
+        "mean_correlation",
+        "variance_correlation",
+        "mmd",
+        "c2st_auroc",
+        "nn_distance_ratio",
+    )
+    for label in [*info["rare"], "ALL_RARE"]:
+        for metric in fidelity:
+            assert np.isfinite(metrics[(label, metric)]), (label, metric)
+        for method in methods:
+            for statistic in ("f1_mean", "f1_std", "average_precision_mean"):
+                assert (label, f"{statistic}/{method}") in metrics, (label, statistic, method)
+    assert 0.5 <= metrics[("ALL_RARE", "c2st_auroc")] <= 1
+    assert dict(synthetic) == {k: v for k, v in info["rows_per_label"].items() if v}
+    assert "rf_gan_augmented" in models
