@@ -173,6 +173,18 @@ def one_gene_query(_source: Path, warehouse: Warehouse, _block_size: int) -> dic
     return timings
 
 
+def gan_training(_source: Path, _warehouse: Warehouse, _block_size: int) -> dict:
+    """The default GAN on demo-sized training data (2,500 rows x 50 features, 27 labels with
+    a rare one), independent of N: its cost is the epochs, not the warehouse."""
+    from archs4.gan import GanConfig, train_gan
+
+    rng = np.random.default_rng(0)
+    labels = (rng.random((2500, 27)) < np.linspace(0.01, 0.3, 27)).astype(np.int8)
+    features = rng.normal(size=(2500, 50)) + labels @ rng.normal(size=(27, 50))
+    trained = train_gan(features.astype(np.float32), labels, GanConfig())
+    return {"gan_seconds": trained.train_seconds, "epochs": trained.config.epochs}
+
+
 def kernel_vs_qnorm(_source: Path, warehouse: Warehouse, _block_size: int) -> dict:
     """Per-block normalization kernel against qnorm on the same block, single core."""
     import qnorm
@@ -210,6 +222,7 @@ STAGES = {
     "metrics_naive": metrics_naive,
     "one_gene_query": one_gene_query,
     "kernel_vs_qnorm": kernel_vs_qnorm,
+    "gan_training": gan_training,
 }
 
 
