@@ -19,11 +19,12 @@ from archs4.augmentation import (
 from archs4.classifier import label_probabilities, save_model, train_random_forest, tune_thresholds
 from archs4.gan import GanConfig, load_gan, rare_labels, save_gan, synthetic_rows_for, train_gan
 from archs4.warehouse import Warehouse
-from dagster_project.labels import read_table
+from dagster_project.labels import SAMPLE_SPLITS_TABLE, read_table
 from dagster_project.model import (
     GAN_MODEL_FILE,
     GAN_MODEL_INFO_FILE,
     OUR_MODEL_GAN,
+    SAMPLE_FEATURES_TABLE,
     features_and_labels,
 )
 from dagster_project.plots import figure_markdown
@@ -49,6 +50,11 @@ RANGE_TOLERANCE = 0.25
 def _train(store: Warehouse) -> tuple[list[str], LabelledRows, np.ndarray]:
     names, sample_idx, features, labels = features_and_labels(store, "train")
     return names, LabelledRows(features, labels), sample_idx
+
+
+def _feature_names(store: Warehouse) -> list[str]:
+    """The classifier's feature names (PC1, PC2, ...), in column order."""
+    return read_table(store, SAMPLE_FEATURES_TABLE).columns[1:]
 
 
 def _rare_and_counts(
@@ -139,7 +145,7 @@ def synthetic_samples(
         for position, (label, count) in enumerate(info["rows_per_label"].items())
         if count
     ]
-    feature_names = read_table(store, "model/sample_features").columns[1:]
+    feature_names = _feature_names(store)
     features = (
         np.concatenate([p[0] for p in parts])
         if parts
@@ -175,7 +181,7 @@ def _synthetic_rows(store: Warehouse, names: list[str], train: LabelledRows) -> 
     wide = frame.pivot("feature", index=["synthetic_id", "label"], values="value").sort(
         "synthetic_id"
     )
-    feature_names = [c for c in read_table(store, "model/sample_features").columns[1:]]
+    feature_names = _feature_names(store)
     labels = np.zeros((wide.height, len(names)), dtype=np.int8)
     labels[np.arange(wide.height), [names.index(label) for label in wide["label"]]] = 1
     return LabelledRows(wide.select(feature_names).to_numpy(), labels)
@@ -195,7 +201,7 @@ def augmented_training_set(warehouse: WarehouseResource) -> dg.MaterializeResult
     names, train, sample_idx = _train(store)
     synthetic = _synthetic_rows(store, names, train)
     rows = LabelledRows.concatenate([train, synthetic])
-    feature_names = [c for c in read_table(store, "model/sample_features").columns[1:]]
+    feature_names = _feature_names(store)
     frame = pl.DataFrame(rows.features, schema=feature_names).with_columns(
         pl.Series("is_synthetic", [False] * train.n_rows + [True] * synthetic.n_rows),
         pl.Series("sample_idx", [*sample_idx.tolist(), *[None] * synthetic.n_rows], pl.Int32),
@@ -340,7 +346,7 @@ def synthetic_samples_are_plausible(warehouse: WarehouseResource) -> dg.AssetChe
     store = warehouse.get()
     info = _load_gan_info(store)
     _, train, _ = _train(store)
-    feature_names = read_table(store, "model/sample_features").columns[1:]
+    feature_names = _feature_names(store)
     real_range = pl.DataFrame(
         {
             "feature": feature_names,
@@ -387,7 +393,7 @@ def synthetic_samples_are_plausible(warehouse: WarehouseResource) -> dg.AssetChe
 )
 def augmented_rows_are_train_only(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     store = warehouse.get()
-    splits = read_table(store, "labels/sample_splits").select("sample_idx", "split")
+    splits = read_table(store, SAMPLE_SPLITS_TABLE).select("sample_idx", "split")
     rows = (
         read_table(store, AUGMENTED_TRAINING_TABLE)
         .select("sample_idx", "synthetic_id", "is_synthetic")
