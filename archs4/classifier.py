@@ -55,7 +55,6 @@ import time
 import warnings
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -71,7 +70,7 @@ from sklearn.metrics import (
 )
 from sklearn.model_selection import train_test_split
 
-from archs4.features import FeatureSpace, source_name, write_payload
+from archs4.features import FeatureSpace, read_payload, source_name, write_payload
 
 ALL_LABELS = "ALL"
 BASELINE_MODEL_NAME = "baseline_original"
@@ -418,7 +417,7 @@ def load_model(source: str | os.PathLike[str] | BinaryIO) -> RandomForestClassif
     """Load a forest stored by ``save_model``, refusing any file that names a type outside
     ``ALLOWED_MODEL_TYPES`` (``UnsafeModelError``, raised before anything is constructed)."""
     name = source_name(source)
-    payload = _read_payload(source)
+    payload = read_payload(source)
     _check_declared_types(payload, name)
     untrusted = skops.io.get_untrusted_types(data=payload)
     for type_name in untrusted:
@@ -465,14 +464,6 @@ def _node_type(node: Any) -> str | None:
     if isinstance(module, str) and isinstance(cls, str):
         return f"{module}.{cls}"
     return None
-
-
-def _read_payload(source: str | os.PathLike[str] | BinaryIO) -> bytes:
-    if hasattr(source, "read"):
-        return source.read()
-    if hasattr(source, "read_bytes"):  # pathlib.Path and UPath, local or remote
-        return source.read_bytes()
-    return Path(source).read_bytes()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -277,6 +277,15 @@ def source_name(target: object) -> str:
     return str(target)
 
 
+def read_payload(source: str | os.PathLike[str] | BinaryIO) -> bytes:
+    """The bytes of an open binary file or of a path (local, or a UPath)."""
+    if hasattr(source, "read"):
+        return source.read()
+    if hasattr(source, "read_bytes"):  # pathlib.Path and UPath, local or remote
+        return source.read_bytes()
+    return Path(source).read_bytes()
+
+
 def write_payload(target: str | os.PathLike[str] | BinaryIO, payload: bytes) -> None:
     """Write ``payload`` to an open binary file, or atomically to a path."""
     if hasattr(target, "write"):

@@ -51,14 +51,13 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
 import torch
 from torch import nn
 
-from archs4.features import source_name, write_payload
+from archs4.features import read_payload, source_name, write_payload
 
 FORMAT_NAME = "archs4.gan.TrainedGan"
 FORMAT_VERSION = 1
@@ -532,7 +531,7 @@ def load_gan(source: str | os.PathLike[str] | BinaryIO) -> TrainedGan:
     tensors and plain containers is refused (``GanFileError``) before anything is constructed.
     """
     name = source_name(source)
-    data = _read_bytes(source)
+    data = read_payload(source)
     try:
         payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
@@ -644,11 +643,3 @@ def _from_json_tensor(tensor: object, name: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise GanFileError(f"{name}: the description is not a JSON object")
     return value
-
-
-def _read_bytes(source: str | os.PathLike[str] | BinaryIO) -> bytes:
-    if hasattr(source, "read"):
-        return source.read()
-    if hasattr(source, "read_bytes"):  # pathlib.Path and UPath, local or remote
-        return source.read_bytes()
-    return Path(source).read_bytes()
