@@ -1,5 +1,7 @@
 """The code location: every asset, check, resource, job, sensor and schedule of the warehouse."""
 
+import os
+
 import dagster as dg
 
 from dagster_project import (
@@ -13,6 +15,7 @@ from dagster_project import (
     reference,
 )
 from dagster_project.automation import JOBS, daily_update, release_sensor
+from dagster_project.cluster import default_executor
 from dagster_project.resources import resources_from_env
 
 ASSET_MODULES = [raw, reference, normalized, metrics, labels, model, augmentation, catalog]
@@ -30,7 +33,7 @@ def build_definitions(resources: dict | None = None) -> dg.Definitions:
         sensors=[release_sensor],
         schedules=[daily_update],
         resources=resources or resources_from_env(),
-        executor=dg.multiprocess_executor,
+        executor=default_executor(dict(os.environ)),
     )
 
 

@@ -111,10 +111,12 @@ def ensure_demo_source() -> None:
     write_demo_dataset(DEMO_DIR)
 
 
-def materialize_everything(instance: dg.DagsterInstance, resources: dict) -> list[str]:
-    """Materialize every layer, stage by stage; returns the block keys."""
+def materialize_stages(
+    instance: dg.DagsterInstance, resources: dict, stages: Sequence[tuple[list[str], bool]]
+) -> list[str]:
+    """Materialize `stages` (a prefix of `STAGES`) in order; returns the block keys."""
     blocks: list[str] = []
-    for keys, per_block in STAGES:
+    for keys, per_block in stages:
         if not per_block:
             _materialize(instance, resources, keys)
             continue
@@ -122,6 +124,11 @@ def materialize_everything(instance: dg.DagsterInstance, resources: dict) -> lis
         for block in blocks:
             _materialize(instance, resources, keys, partition_key=block)
     return blocks
+
+
+def materialize_everything(instance: dg.DagsterInstance, resources: dict) -> list[str]:
+    """Materialize every layer, stage by stage; returns the block keys."""
+    return materialize_stages(instance, resources, STAGES)
 
 
 MAX_UPDATE_CYCLES = 6  # register, blocks, refresh: three when nothing fails
