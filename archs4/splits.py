@@ -48,6 +48,8 @@ from scipy.sparse.csgraph import connected_components
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 DEFAULT_FRACTIONS: tuple[float, float, float] = (0.7, 0.15, 0.15)
 TRAIN, VALIDATION, TEST = range(3)
+# Train samples the models are fitted on at most (see mark_training_set).
+DEFAULT_MAX_TRAIN_SAMPLES = 20_000
 
 # A label must have at least this many groups before validation (test) is asked to hold it:
 # with 1 group only train can, with 2 train and test, with 3 all three.
@@ -152,6 +154,44 @@ def split_by_study(
         .join(split_of_group, on="group")
         .select("sample_idx", "split")
         .sort("sample_idx")
+    )
+
+
+def mark_training_set(
+    splits: pl.DataFrame, labels: pl.DataFrame, *, max_samples: int, seed: int = 0
+) -> pl.DataFrame:
+    """``splits`` plus ``in_training_set``: the train samples the models are fitted on.
+
+    Every train sample while the train split holds at most ``max_samples``. Beyond, a seeded
+    subset of ``max_samples``: first every sample of the labels rarer than an equal share
+    (``max_samples // number of labels`` train samples), then a uniform draw from the rest.
+    Why: the forest's size (and the feature space's and the GAN's cost) grows with its
+    training rows, a full ARCHS4 release has hundreds of thousands of labelled samples, and
+    a forest's accuracy levels off long before; the rare labels are the ones that need rows.
+    Validation and test samples are never in it, so evaluation still covers every split.
+    """
+    _require_columns(splits, ("sample_idx", "split"), "splits")
+    _require_columns(labels, ("sample_idx", "label"), "labels")
+    if max_samples < 1:
+        raise ValueError(f"max_samples must be positive, got {max_samples}")
+    train = np.sort(splits.filter(pl.col("split") == "train")["sample_idx"].to_numpy())
+    chosen = train
+    if train.size > max_samples:
+        train_labels = (
+            labels.select("sample_idx", "label").unique().filter(pl.col("sample_idx").is_in(train))
+        )
+        per_label = train_labels.group_by("label").len()
+        quota = max_samples // max(per_label.height, 1)
+        rare = per_label.filter(pl.col("len") <= quota)["label"]
+        kept = np.unique(train_labels.filter(pl.col("label").is_in(rare))["sample_idx"].to_numpy())
+        # At most (number of labels) x quota <= max_samples samples are kept this way.
+        rest = np.setdiff1d(train, kept)
+        drawn = np.random.default_rng(seed).choice(
+            rest, size=max_samples - kept.size, replace=False
+        )
+        chosen = np.sort(np.concatenate([kept, drawn]))
+    return splits.with_columns(
+        (pl.col("split").eq("train") & pl.col("sample_idx").is_in(chosen)).alias("in_training_set")
     )
 
 

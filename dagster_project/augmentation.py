@@ -387,13 +387,14 @@ def synthetic_samples_are_plausible(warehouse: WarehouseResource) -> dg.AssetChe
     asset=augmented_training_set,
     blocking=True,
     description=(
-        "GX suite `augmented_rows`: every real row is a train sample and every synthetic row "
-        "has no sample id, so no synthetic row (and no validation or test sample) is in it."
+        "GX suite `augmented_rows`: every real row is in the training set (train samples "
+        "`in_training_set`) and every synthetic row has no sample id, so no synthetic row (and "
+        "no validation or test sample) is in it."
     ),
 )
 def augmented_rows_are_train_only(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     store = warehouse.get()
-    splits = read_table(store, SAMPLE_SPLITS_TABLE).select("sample_idx", "split")
+    splits = read_table(store, SAMPLE_SPLITS_TABLE).select("sample_idx", "in_training_set")
     rows = (
         read_table(store, AUGMENTED_TRAINING_TABLE)
         .select("sample_idx", "synthetic_id", "is_synthetic")
@@ -401,7 +402,7 @@ def augmented_rows_are_train_only(warehouse: WarehouseResource) -> dg.AssetCheck
         .with_columns(
             pl.when(pl.col("is_synthetic"))
             .then(pl.col("sample_idx").is_null() & pl.col("synthetic_id").is_not_null())
-            .otherwise(pl.col("split") == "train")
+            .otherwise(pl.col("in_training_set"))
             .fill_null(False)
             .alias("allowed")
         )

@@ -13,7 +13,7 @@ from archs4.labels import (
     read_label_directory,
     read_truth_table,
 )
-from archs4.splits import split_by_study, split_label_counts, study_groups
+from archs4.splits import mark_training_set, split_by_study, split_label_counts, study_groups
 from archs4.warehouse import Warehouse
 from dagster_project.quality import check_query, validate
 from dagster_project.resources import ClassifierResource, LabelSourcesResource, WarehouseResource
@@ -106,7 +106,8 @@ def _labelling_quality(labels: pl.DataFrame, samples: pl.DataFrame, truth: Path)
     description=(
         "Train/validation/test split of the labelled samples by study: samples sharing any GSE "
         "id form one group (connected components), and a group lies wholly in one split, "
-        "stratified over labels as far as the groups allow; seeded."
+        "stratified over labels as far as the groups allow; seeded. `in_training_set` marks "
+        "the train samples the models are fitted on (all of them up to `max_train_samples`)."
     ),
 )
 def sample_splits(
@@ -115,8 +116,13 @@ def sample_splits(
     store = warehouse.get()
     labels = read_table(store, SAMPLE_LABELS_TABLE).select("sample_idx", "label").unique()
     groups = study_groups(read_samples(store, ["sample_idx", "series_id"]))
-    splits = split_by_study(groups, labels, seed=classifier.seed).join(
-        groups, on="sample_idx", how="left"
+    splits = mark_training_set(
+        split_by_study(groups, labels, seed=classifier.seed).join(
+            groups, on="sample_idx", how="left"
+        ),
+        labels,
+        max_samples=classifier.max_train_samples,
+        seed=classifier.seed,
     )
     store.write_table(splits.sort("sample_idx").to_arrow(), store.table_path(SAMPLE_SPLITS_TABLE))
     counts = split_label_counts(splits, labels)
@@ -126,6 +132,7 @@ def sample_splits(
             "dagster/row_count": splits.height,
             **{f"samples/{row['split']}": row["len"] for row in sizes.iter_rows(named=True)},
             "study_groups": splits["group"].n_unique(),
+            "samples/in_training_set": int(splits["in_training_set"].sum()),
             "per_label": dg.MetadataValue.md(counts.to_pandas().to_markdown(index=False)),
         }
     )

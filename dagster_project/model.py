@@ -59,8 +59,12 @@ BASELINE_OWN_SPLIT = "baseline_original_random_split"
 
 
 def _split_ids(store: Warehouse, split: str) -> np.ndarray:
+    """Samples of a split; for train, those the models are fitted on (`in_training_set`)."""
     splits = read_table(store, SAMPLE_SPLITS_TABLE)
-    return np.sort(splits.filter(pl.col("split") == split)["sample_idx"].to_numpy())
+    wanted = pl.col("split") == split
+    if split == "train":
+        wanted &= pl.col("in_training_set")
+    return np.sort(splits.filter(wanted)["sample_idx"].to_numpy())
 
 
 def _labelled(store: Warehouse) -> tuple[list[str], np.ndarray, np.ndarray]:

@@ -16,6 +16,7 @@ from archs4.paths import PROJECT_ROOT
 from archs4.quantile_norm import LengthAdjustment
 from archs4.reader import Archs4Source, open_archs4
 from archs4.releases import newest_release
+from archs4.splits import DEFAULT_MAX_TRAIN_SAMPLES
 from archs4.warehouse import Warehouse
 
 DEMO_DIR = PROJECT_ROOT / "data" / "demo"
@@ -90,6 +91,11 @@ class ClassifierResource(dg.ConfigurableResource):
     n_top_genes: int = Field(default=2000, description="Most variable genes (train rows) kept.")
     n_components: int = Field(default=50, description="Principal components used as features.")
     n_estimators: int = Field(default=300, description="Trees of the Random Forest.")
+    max_train_samples: int = Field(
+        default=DEFAULT_MAX_TRAIN_SAMPLES,
+        description="Train samples the models are fitted on (a seeded subset keeping rare "
+        "labels whole when the train split is larger): bounds the forest's memory.",
+    )
     seed: int = Field(default=0, description="Seed of splits, PCA and forests.")
 
 

@@ -13,6 +13,7 @@ from archs4.splits import (
     TRAIN,
     VALIDATION,
     _ensure_every_label_in_train,
+    mark_training_set,
     split_by_study,
     split_label_counts,
     study_groups,
@@ -237,3 +238,41 @@ def test_split_by_study_errors() -> None:
     empty = split_by_study(groups, labels.clear())
     assert empty.columns == ["sample_idx", "split"]
     assert empty.height == 0
+
+
+# --- the training set ------------------------------------------------------------------------
+
+
+def test_training_set_is_the_train_split_while_it_fits() -> None:
+    groups, labels = random_study_data(seed=4)
+    splits = split_by_study(groups, labels, seed=0)
+    marked = mark_training_set(splits, labels, max_samples=10_000)
+    assert marked["in_training_set"].to_list() == (marked["split"] == "train").to_list()
+
+
+@pytest.mark.parametrize("max_samples", [300, 450])
+def test_training_set_cap_keeps_rare_labels_whole(max_samples: int) -> None:
+    groups, labels = random_study_data(seed=5, n_samples=2000)
+    splits = split_by_study(groups, labels, seed=0)
+    marked = mark_training_set(splits, labels, max_samples=max_samples, seed=3)
+    chosen = marked.filter(pl.col("in_training_set"))
+    assert chosen.height == max_samples
+    assert (chosen["split"] == "train").all()  # never a validation or test sample
+    # Labels with at most an equal share of the cap keep every train sample.
+    train_labels = labels.unique().join(marked.filter(pl.col("split") == "train"), on="sample_idx")
+    quota = max_samples // train_labels["label"].n_unique()
+    per_label = train_labels.group_by("label").agg(
+        pl.len().alias("train"), pl.col("in_training_set").sum().alias("kept")
+    )
+    rare = per_label.filter(pl.col("train") <= quota)
+    assert rare.height > 0 and (rare["kept"] == rare["train"]).all()
+    again = mark_training_set(splits.reverse(), labels, max_samples=max_samples, seed=3)
+    assert again.sort("sample_idx").equals(marked.sort("sample_idx"))
+    other_seed = mark_training_set(splits, labels, max_samples=max_samples, seed=4)
+    assert not other_seed["in_training_set"].equals(marked["in_training_set"])
+
+
+def test_training_set_cap_must_be_positive() -> None:
+    groups, labels = random_study_data(seed=4)
+    with pytest.raises(ValueError, match="max_samples must be positive"):
+        mark_training_set(split_by_study(groups, labels), labels, max_samples=0)

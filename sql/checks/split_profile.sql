@@ -1,6 +1,7 @@
 -- Profile of the study-grouped splits, one row per label, per study group and per GSE id
 -- (`kind`): in how many splits each group and each GSE appears (must be 1), and for each label
--- how many train samples carry it (must be at least 1).
+-- how many samples of the training set (train samples `in_training_set`) carry it (must be at
+-- least 1).
 -- Parameters: $splits_file, $labels_file, $samples_glob.
 WITH splits AS (
     SELECT * FROM read_parquet($splits_file)
@@ -16,7 +17,7 @@ FROM splits GROUP BY "group"
 UNION ALL
 SELECT 'gse', gse, count(DISTINCT split), NULL FROM gse GROUP BY gse
 UNION ALL
-SELECT 'label', l.label, NULL, count(DISTINCT l.sample_idx) FILTER (WHERE s.split = 'train')
+SELECT 'label', l.label, NULL, count(DISTINCT l.sample_idx) FILTER (WHERE s.in_training_set)
 FROM (SELECT DISTINCT sample_idx, label FROM read_parquet($labels_file)) AS l
 LEFT JOIN splits AS s USING (sample_idx)
 GROUP BY l.label
