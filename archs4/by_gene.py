@@ -8,9 +8,9 @@ reads one row group of one file, and the gene metrics stream over genes with all
 chunk in memory and nothing more.
 
 Building it is one pass over the block files per gene chunk, reading only the row groups whose
-`gene_idx` statistics overlap the chunk (the block files are gene-major, so that is about one
-row group per block): the whole layer is read about once, and memory is one chunk, whose size
-is set by a budget of values rather than by N.
+`gene_idx` statistics overlap the chunk (the block files are gene-major, with row groups cut
+at multiples of 64 genes, and chunks are whole multiples of that): the whole layer is read
+once, and memory is one chunk, whose size is set by a budget of values rather than by N.
 """
 
 from __future__ import annotations
@@ -24,12 +24,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from archs4.expression import EXPRESSION_DATASET
-from archs4.warehouse import Warehouse, block_key
+from archs4.warehouse import GENES_PER_ROW_GROUP, Warehouse, block_key
 
 EXPRESSION_BY_GENE_DATASET = "normalized/expression_by_gene"
 CHUNK = "chunk"
-# Values per gene chunk (float32): 32M = 128 MB, a few times that in working memory.
-DEFAULT_VALUES_PER_CHUNK = int(os.environ.get("ARCHS4_GENE_CHUNK_VALUES", str(32 << 20)))
+# Values per gene chunk (float32): 64M = 256 MB, a few times that in working memory; at
+# 900,000 samples that is 64 genes, one row group of the block files.
+DEFAULT_VALUES_PER_CHUNK = int(os.environ.get("ARCHS4_GENE_CHUNK_VALUES", str(64 << 20)))
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,12 @@ class GeneChunk:
 def plan_gene_chunks(
     gene_idx: np.ndarray, n_samples: int, values_per_chunk: int = DEFAULT_VALUES_PER_CHUNK
 ) -> list[GeneChunk]:
-    """Consecutive runs of genes holding at most `values_per_chunk` values each."""
+    """Consecutive runs of genes holding at most `values_per_chunk` values each, in whole
+    multiples of the block files' row groups when the budget allows (so building the copy reads
+    each block file's row groups once, and only the chunk's genes)."""
     genes_per_chunk = max(1, values_per_chunk // max(n_samples, 1))
+    if genes_per_chunk >= GENES_PER_ROW_GROUP:
+        genes_per_chunk -= genes_per_chunk % GENES_PER_ROW_GROUP
     return [
         GeneChunk(block_key(number), gene_idx[start : start + genes_per_chunk])
         for number, start in enumerate(range(0, gene_idx.size, genes_per_chunk))

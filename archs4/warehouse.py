@@ -14,6 +14,7 @@ almost every row group.
 
 from __future__ import annotations
 
+import itertools
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -30,6 +31,12 @@ from upath import UPath
 
 BLOCK_KEY_WIDTH = 6
 ROWS_PER_ROW_GROUP = 1 << 20
+# Row groups of the long files start at gene positions that are multiples of this (fewer genes
+# when a file has over ROWS_PER_ROW_GROUP / 64 samples), so the gene-clustered copy, whose
+# chunks are whole multiples of it, reads exactly its genes from each block file: with row
+# groups of ~1,000 genes, a chunk of 100 genes read 10x the data it kept, and the copy's cost
+# grew as N^2 (measured: `make bench`, by_gene).
+GENES_PER_ROW_GROUP = 64
 PARQUET_OPTIONS: dict[str, object] = {"compression": "zstd", "compression_level": 3}
 # Long blocks, chosen by measurement (benchmarks): the id columns are runs and arithmetic
 # sequences (delta encoding stores them in almost nothing) and byte-stream-split lets zstd see
@@ -52,6 +59,11 @@ TEMPORARY_PREFIX = ".tmp-"
 def block_key(number: int) -> str:
     """The partition key of block `number`: zero-padded so keys sort like numbers."""
     return f"{number:0{BLOCK_KEY_WIDTH}d}"
+
+
+def genes_per_row_group(n_samples: int) -> int:
+    """Genes per row group of a long file of `n_samples` samples (see GENES_PER_ROW_GROUP)."""
+    return max(1, min(GENES_PER_ROW_GROUP, ROWS_PER_ROW_GROUP // max(n_samples, 1)))
 
 
 @dataclass(frozen=True)
@@ -162,10 +174,11 @@ class Warehouse:
     ) -> int:
         """Write consecutive slabs of a genes x samples matrix as gene-major long rows.
 
-        Each slab (whole genes, all samples of the block) becomes row groups of about
-        ROWS_PER_ROW_GROUP rows, encoded and written on a background thread while the caller
-        produces the next slab (Parquet encoding releases the GIL), so reading the source and
-        writing Parquet overlap. At most two slabs are in memory. Returns the row count.
+        Each slab (whole genes, all samples of the block) becomes row groups that start at
+        multiples of `genes_per_row_group(n_samples)` genes, encoded and written on a
+        background thread while the caller produces the next slab (Parquet encoding releases
+        the GIL), so reading the source and writing Parquet overlap. At most two slabs are in
+        memory. Returns the row count.
         """
         samples = np.asarray(sample_idx, dtype=np.int32)
         genes = np.asarray(gene_idx, dtype=np.int32)
@@ -174,12 +187,15 @@ class Warehouse:
             [("sample_idx", pa.int32()), ("gene_idx", pa.int32()), (value_name, value_type)],
             metadata=file_metadata,
         )
-        genes_per_group = max(1, ROWS_PER_ROW_GROUP // max(n_samples, 1))
+        genes_per_group = genes_per_row_group(n_samples)
 
         def write_slab(writer: pq.ParquetWriter, first_gene: int, slab: np.ndarray) -> None:
-            for first in range(0, slab.shape[0], genes_per_group):
-                values = slab[first : first + genes_per_group]
-                rows = genes[first_gene + first : first_gene + first + values.shape[0]]
+            end = first_gene + slab.shape[0]
+            aligned = range(first_gene - first_gene % genes_per_group, end, genes_per_group)
+            cuts = sorted({first_gene, *(g for g in aligned if g > first_gene), end})
+            for start, stop in itertools.pairwise(cuts):
+                values = slab[start - first_gene : stop - first_gene]
+                rows = genes[start:stop]
                 table = pa.table(
                     {
                         "sample_idx": np.tile(samples, rows.size),
@@ -236,8 +252,10 @@ class Warehouse:
         samples_column = table.column("sample_idx").to_numpy()
         n_samples = int(np.searchsorted(genes_column, genes_column[0], side="right"))
         n_genes = len(genes_column) // max(n_samples, 1)
-        sample_idx = samples_column[:n_samples]
-        gene_idx = genes_column[::n_samples] if n_samples else genes_column
+        # Copies: views would keep the whole id columns (one id per value) alive as long as
+        # a caller keeps the ids, which is the size of the data itself over many files.
+        sample_idx = samples_column[:n_samples].copy()
+        gene_idx = (genes_column[::n_samples] if n_samples else genes_column).copy()
         # Compared as (genes, samples) views against broadcast ids: no tiled copies.
         if (
             n_genes * n_samples != table.num_rows

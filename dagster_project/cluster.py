@@ -6,7 +6,9 @@ record that refuses iteration, so that executor fails on every block run (dagste
 with dask 2024.10 to 2026.8). This executor submits the same worker function
 (`dagster_dask.executor.query_on_dask_worker`) with the arguments sealed in one object Dask does
 not look into, and otherwise schedules as dagster-dask does: one Dask task per step, the step's
-upstream steps passed as futures so Dask orders them, events sent back to the run.
+upstream steps passed as futures so Dask orders them, events sent back to the run. Unlike
+dagster-dask, a step whose upstream step failed is skipped, so a failed blocking asset check
+stops what depends on it, as under the multiprocess executor.
 
 The cluster is an existing scheduler (`scheduler_address`, for example one started by
 `dask scheduler`, dask-jobqueue or dask-kubernetes) or, without one, a local cluster started
@@ -46,22 +48,34 @@ class StepRequest:
 
 @dataclass(frozen=True)
 class StepOutcome:
+    """A step's events, the worker it ran on, and whether it ran and succeeded."""
+
     events: Sequence[DagsterEvent]
     worker: str
+    ran: bool
+    succeeded: bool
 
 
 def execute_step(upstream: list[StepOutcome], request: StepRequest) -> StepOutcome:
-    """Run on a worker: execute one step; `upstream` only makes Dask wait for the steps before."""
-    events = query_on_dask_worker(
-        upstream,
-        request.job,
-        request.run,
-        request.run_config,
-        [request.step_key],
-        request.instance,
-        request.known_state,
+    """Run on a worker: execute one step, unless a step it depends on did not succeed (a
+    failed blocking check, for one), in which case it is skipped as the multiprocess executor
+    skips it."""
+    worker = dask.distributed.get_worker().address
+    if not all(outcome.succeeded for outcome in upstream):
+        return StepOutcome(events=[], worker=worker, ran=False, succeeded=False)
+    events = list(
+        query_on_dask_worker(
+            upstream,
+            request.job,
+            request.run,
+            request.run_config,
+            [request.step_key],
+            request.instance,
+            request.known_state,
+        )
     )
-    return StepOutcome(events=list(events), worker=dask.distributed.get_worker().address)
+    failed = any(event.is_step_failure for event in events)
+    return StepOutcome(events=events, worker=worker, ran=True, succeeded=not failed)
 
 
 class DaskClusterExecutor(dg.Executor):
@@ -116,9 +130,14 @@ class DaskClusterExecutor(dg.Executor):
             for future, outcome in dask.distributed.as_completed(
                 list(futures.values()), with_results=True
             ):
+                step_key = step_of[future.key]
+                if not outcome.ran:
+                    step = execution_plan.get_step_by_key(step_key)
+                    yield DagsterEvent.step_skipped_event(plan_context.for_step(step))
+                    continue
                 yield DagsterEvent.engine_event(
                     plan_context,
-                    f"Step {step_of[future.key]} ran on Dask worker {outcome.worker}",
+                    f"Step {step_key} ran on Dask worker {outcome.worker}",
                     EngineEventData(metadata={"dask_worker": outcome.worker}),
                 )
                 yield from outcome.events

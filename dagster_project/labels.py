@@ -155,7 +155,7 @@ def sample_labels_are_valid(warehouse: WarehouseResource) -> dg.AssetCheckResult
     description=(
         "GX suite `split_profile` on one row per label and per study group "
         "(sql/checks/split_profile.sql): no study group or GSE id in two splits, every label "
-        "in train."
+        "in the training set."
     ),
 )
 def sample_splits_are_valid(warehouse: WarehouseResource) -> dg.AssetCheckResult:

@@ -169,7 +169,10 @@ def resources_from_env() -> dict[str, dg.ConfigurableResource]:
             epochs=int(os.environ.get("ARCHS4_GAN_EPOCHS", "300"))
         ),
         "classifier": ClassifierResource(
-            n_estimators=int(os.environ.get("ARCHS4_RF_TREES", "300"))
+            n_estimators=int(os.environ.get("ARCHS4_RF_TREES", "300")),
+            max_train_samples=int(
+                os.environ.get("ARCHS4_MAX_TRAIN_SAMPLES", DEFAULT_MAX_TRAIN_SAMPLES)
+            ),
         ),
         "catalog": DuckDBCatalogResource(warehouse_root=root),
     }

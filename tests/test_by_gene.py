@@ -7,7 +7,10 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+from upath import UPath
 
 from archs4.by_gene import (
     CHUNK,
@@ -17,7 +20,7 @@ from archs4.by_gene import (
     plan_gene_chunks,
 )
 from archs4.expression import EXPRESSION_DATASET
-from archs4.warehouse import Warehouse
+from archs4.warehouse import GENES_PER_ROW_GROUP, Warehouse
 
 pytestmark = pytest.mark.slow
 
@@ -61,3 +64,26 @@ def test_rebuilt_in_small_chunks_equals_the_block_layer(built, tmp_path: Path):
     coarse = build_expression_by_gene(store, blocks, genes, n_samples)
     assert store.partition_keys(EXPRESSION_BY_GENE_DATASET, CHUNK) == [c.key for c in coarse]
     assert len(coarse) == 1
+
+
+def test_gene_chunks_are_whole_row_groups_of_the_block_files_when_the_budget_allows():
+    chunks = plan_gene_chunks(np.arange(1000), n_samples=1000, values_per_chunk=200 * 1000)
+    assert {c.gene_idx.size for c in chunks[:-1]} == {3 * GENES_PER_ROW_GROUP}
+
+
+def test_block_files_cut_row_groups_at_multiples_of_64_genes(tmp_path: Path):
+    store = Warehouse.at(tmp_path)
+    matrix = np.arange(300 * 5, dtype=np.float32).reshape(300, 5)
+    path = tmp_path / "block.parquet"
+    # Slabs that do not end on a multiple of 64: row groups still start on one.
+    slabs = [matrix[:50], matrix[50:200], matrix[200:]]
+    store.write_long_slabs(
+        UPath(path), slabs, np.arange(5), "value", pa.float32(), gene_idx=np.arange(300)
+    )
+    metadata = pq.read_metadata(path)
+    starts = [
+        metadata.row_group(i).column(1).statistics.min for i in range(metadata.num_row_groups)
+    ]
+    assert starts == [0, 50, 64, 128, 192, 200, 256]
+    values, _, _ = store.read_long_file(UPath(path), "value")
+    assert np.array_equal(values, matrix)

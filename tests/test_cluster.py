@@ -18,6 +18,7 @@ from dagster_project.definitions import build_definitions
 from dagster_project.headless import STAGES, materialize_stages
 from dagster_project.partitions import SAMPLE_BLOCKS
 from dagster_project.resources import resources_from_env
+from tests.cluster_jobs import blocked_job
 
 pytestmark = pytest.mark.slow
 
@@ -41,6 +42,10 @@ def block_files(root: Path) -> dict[str, bytes]:
         for dataset in BLOCK_DATASETS
         for p in sorted((root / dataset).rglob("*.parquet"))
     }
+
+
+def blocked_job_on_the_cluster() -> dg.JobDefinition:
+    return blocked_job()
 
 
 def run_blocks(
@@ -108,6 +113,37 @@ def test_block_layers_on_a_dask_cluster_match_multiprocess(
     assert steps_on_dask == steps >= 3 * len(blocks)
     assert len(workers) == steps_on_dask and set(workers) <= cluster_workers
     assert on_dask == multiprocess
+
+
+def step_statuses(result: dg.ExecutionResult) -> dict[str, str]:
+    """The last status event of every step."""
+    return {
+        event.step_key: event.event_type_value
+        for event in result.all_events
+        if event.step_key and event.event_type_value in STEP_STATUSES
+    }
+
+
+STEP_STATUSES = {"STEP_SUCCESS", "STEP_FAILURE", "STEP_SKIPPED"}
+
+
+def test_a_failed_blocking_check_stops_downstream_steps_on_the_cluster(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.delenv(SCHEDULER_ENV, raising=False)
+    statuses = {}
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        multiprocess = dg.execute_job(dg.reconstructable(blocked_job), instance)
+        statuses["multiprocess"] = step_statuses(multiprocess)
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True) as cluster:
+            monkeypatch.setenv(SCHEDULER_ENV, cluster.scheduler_address)
+            on_dask = dg.execute_job(dg.reconstructable(blocked_job_on_the_cluster), instance)
+        statuses["dask"] = step_statuses(on_dask)
+        assert not multiprocess.success and not on_dask.success
+        assert instance.get_latest_materialization_event(dg.AssetKey("downstream_asset")) is None
+    assert statuses["dask"] == statuses["multiprocess"]
+    assert statuses["dask"]["downstream_asset"] == "STEP_SKIPPED"
+    assert any(e.is_engine_event and "Dask worker" in e.message for e in on_dask.all_events)
 
 
 def test_a_scheduler_address_makes_the_dask_executor_the_default():
