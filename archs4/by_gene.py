@@ -15,8 +15,10 @@ once, and memory is one chunk, whose size is set by a budget of values rather th
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,25 +56,55 @@ def plan_gene_chunks(
     ]
 
 
-def _chunk_of_block(
-    warehouse: Warehouse, block: str, genes: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    path = warehouse.block_path(EXPRESSION_DATASET, block)
-    low, high = int(genes[0]), int(genes[-1])
-    with warehouse.fs.open(path.path, "rb") as handle:
-        table = pq.read_table(
-            handle,
-            columns=["sample_idx", "gene_idx", "value"],
-            filters=[("gene_idx", ">=", low), ("gene_idx", "<=", high)],
-        )
-    gene_column = table.column("gene_idx").to_numpy()
-    n_samples = table.num_rows // genes.size
-    if n_samples * genes.size != table.num_rows or not np.array_equal(
-        gene_column, np.repeat(genes, n_samples)
-    ):
-        raise ValueError(f"{path}: genes {low}..{high} are not complete gene-major rows")
-    sample_idx = table.column("sample_idx").to_numpy()[:n_samples]
-    return table.column("value").to_numpy().reshape(genes.size, n_samples), sample_idx
+class _BlockGeneReader:
+    """Reads runs of genes from the `expression` block files. Each file's row groups are
+    located from its footer statistics once, then read by index: a filtered dataset read costs
+    ~4x more per call (measured: 11 ms against 3 ms for 6 row groups of a 20,000 x 1,000
+    block), and the transpose makes one call per gene chunk and block."""
+
+    def __init__(self, warehouse: Warehouse) -> None:
+        self._warehouse = warehouse
+        self._first_genes: dict[str, np.ndarray] = {}
+
+    def read(self, block: str, genes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(values genes x samples, sample_idx) of the consecutive genes `genes` of a block."""
+        path = self._warehouse.block_path(EXPRESSION_DATASET, block)
+        low, high = int(genes[0]), int(genes[-1])
+        with self._warehouse.fs.open(path.path, "rb") as handle:
+            parquet = pq.ParquetFile(handle)
+            first_genes = self._first_genes.get(block)
+            if first_genes is None:
+                first_genes = self._first_genes[block] = _row_group_first_genes(parquet, path)
+            first = max(int(np.searchsorted(first_genes, low, side="right")) - 1, 0)
+            stop = int(np.searchsorted(first_genes, high, side="right"))
+            table = parquet.read_row_groups(
+                range(first, stop), columns=["sample_idx", "gene_idx", "value"]
+            )
+        gene_column = table.column("gene_idx").to_numpy()
+        start = int(np.searchsorted(gene_column, low))
+        table = table.slice(start, int(np.searchsorted(gene_column, high, side="right")) - start)
+        gene_column = table.column("gene_idx").to_numpy()
+        n_samples = table.num_rows // genes.size
+        if n_samples * genes.size != table.num_rows or not np.array_equal(
+            gene_column, np.repeat(genes, n_samples)
+        ):
+            raise ValueError(f"{path}: genes {low}..{high} are not complete gene-major rows")
+        sample_idx = table.column("sample_idx").to_numpy()[:n_samples].copy()
+        return table.column("value").to_numpy().reshape(genes.size, n_samples), sample_idx
+
+
+def _row_group_first_genes(parquet: pq.ParquetFile, path: object) -> np.ndarray:
+    metadata = parquet.metadata
+    column = parquet.schema_arrow.get_field_index("gene_idx")
+    first_genes = []
+    for number in range(metadata.num_row_groups):
+        statistics = metadata.row_group(number).column(column).statistics
+        if statistics is None or not statistics.has_min_max:
+            raise ValueError(f"{path}: row group {number} has no gene_idx statistics")
+        first_genes.append(statistics.min)
+    if any(b < a for a, b in itertools.pairwise(first_genes)):
+        raise ValueError(f"{path}: row groups are not in gene order")
+    return np.asarray(first_genes, dtype=np.int64)
 
 
 def build_expression_by_gene(
@@ -86,21 +118,39 @@ def build_expression_by_gene(
 ) -> list[GeneChunk]:
     """Write the gene-clustered copy of `expression` over `blocks`; returns its chunks."""
     chunks = plan_gene_chunks(gene_idx, n_samples, values_per_chunk)
-    for chunk in chunks:
-        parts = [_chunk_of_block(warehouse, block, chunk.gene_idx) for block in blocks]
-        values = np.hstack([part for part, _ in parts])
-        sample_idx = np.concatenate([samples for _, samples in parts])
-        order = np.argsort(sample_idx, kind="stable")
+    reader = _BlockGeneReader(warehouse)
+
+    def write(chunk: GeneChunk, values: np.ndarray, sample_idx: np.ndarray) -> GeneChunk:
         warehouse.write_long_block(
             warehouse.partition_path(EXPRESSION_BY_GENE_DATASET, CHUNK, chunk.key),
-            np.ascontiguousarray(values[:, order]),
-            sample_idx[order],
+            values,
+            sample_idx,
             "value",
             pa.float32(),
             gene_idx=chunk.gene_idx,
         )
+        return chunk
+
+    def written(chunk: GeneChunk) -> None:
         if on_chunk:
             on_chunk(chunk)
+
+    # Writing a chunk (Parquet encoding releases the GIL) overlaps reading the next one, so
+    # two chunks are in memory at most.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="by-gene") as writer:
+        pending: Future[GeneChunk] | None = None
+        for chunk in chunks:
+            parts = [reader.read(block, chunk.gene_idx) for block in blocks]
+            values = np.hstack([part for part, _ in parts])
+            sample_idx = np.concatenate([samples for _, samples in parts])
+            if np.any(sample_idx[1:] < sample_idx[:-1]):  # blocks given out of sample order
+                order = np.argsort(sample_idx, kind="stable")
+                values, sample_idx = np.ascontiguousarray(values[:, order]), sample_idx[order]
+            if pending is not None:
+                written(pending.result())
+            pending = writer.submit(write, chunk, values, sample_idx)
+        if pending is not None:
+            written(pending.result())
     planned = {chunk.key for chunk in chunks}
     for key in warehouse.partition_keys(EXPRESSION_BY_GENE_DATASET, CHUNK):
         if key not in planned:  # a chunk of an earlier, differently sized plan

@@ -118,14 +118,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--block-size", type=int, default=1000)
     parser.add_argument("--keep", action="store_true", help="keep generated files")
+    parser.add_argument(
+        "--render",
+        action="store_true",
+        help="measure nothing: write the report again from the records of latest.json",
+    )
     args = parser.parse_args(argv)
-    sizes = [int(s) for s in args.sizes.split(",")]
+    if args.render:
+        stored = json.loads((RESULTS / "latest.json").read_text())
+        write_report(stored["records"], args.genes, stored["machine"], stored["command"])
+        return 0
 
+    sizes = [int(s) for s in args.sizes.split(",")]
     cases = [(n, args.genes, STAGE_ORDER) for n in sizes]
-    gene_sizes = [int(g) for g in args.gene_sizes.split(",") if g]
     cases += [
         (sizes[0], genes, [s for s in STAGE_ORDER if s not in GENE_INDEPENDENT])
-        for genes in gene_sizes
+        for genes in (int(g) for g in args.gene_sizes.split(",") if g)
     ]
     records: list[dict] = []
     for n_samples, n_genes, stages in cases:
@@ -141,12 +149,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {stage:16s} {record['seconds']:8.2f} s  {record['peak_rss_mb']:7.0f} MB")
         if not args.keep:
             shutil.rmtree(case, ignore_errors=True)
+    command = " ".join(["python -m benchmarks.run", *(argv or sys.argv[1:])])
+    write_report(records, args.genes, machine(), command)
+    return 0
 
-    table, summary = summarize(records, sizes, args.genes)
-    projection = project(records, sizes, args.genes, gene_sizes[-1] if gene_sizes else None)
+
+def write_report(records: list[dict], genes: int, machine: dict, command: str) -> None:
+    """Print the tables and write them to results/latest.{json,md}."""
+    sizes = sorted({r["n_samples"] for r in records if r["n_genes"] == genes})
+    gene_sizes = sorted({r["n_genes"] for r in records} - {genes})
+    table, summary = summarize(records, sizes, genes)
+    projection = project(records, sizes, genes, gene_sizes[-1] if gene_sizes else None)
     report = {
-        "machine": machine(),
-        "command": " ".join(["python -m benchmarks.run", *(argv or sys.argv[1:])]),
+        "machine": machine,
+        "command": command,
         "records": records,
         "summary": summary,
         "projection": projection,
@@ -154,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(report, indent=2))
     markdown = (
-        f"Machine: {report['machine']}\n\n"
+        f"Command: `{command}`\n\nMachine: {machine}\n\n"
         + tabulate(table, headers="keys", tablefmt="github", floatfmt=".3g")
         + "\n\n"
         + tabulate(summary, headers="keys", tablefmt="github", floatfmt=".3g")
@@ -165,7 +181,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     (RESULTS / "latest.md").write_text(markdown)
     print("\n" + markdown)
-    return 0
 
 
 def _row(record: dict, by: dict) -> dict:
@@ -210,7 +225,8 @@ def _row(record: dict, by: dict) -> dict:
     if stage == "features":
         row["note"] = (
             f"{record['labelled']} labelled samples, training set {record['train_rows']} "
-            "(capped); feature space fitted on it, features of every sample"
+            f"(cap {DEFAULT_MAX_TRAIN_SAMPLES}); feature space fitted on it, features of every "
+            "sample"
         )
     if stage == "classifier":
         row["note"] = (
