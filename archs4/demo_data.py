@@ -34,6 +34,7 @@ zlib release the GIL).
 from __future__ import annotations
 
 import gzip
+import itertools
 import os
 import shutil
 import zlib
@@ -595,6 +596,9 @@ _SYMBOL_TEMPLATES: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 
 
+_MAX_SYMBOL_DRAWS = 50
+
+
 def _made_up_symbols(
     biotypes: Sequence[str], real_symbols: Sequence[str], rng: np.random.Generator
 ) -> list[str]:
@@ -606,7 +610,7 @@ def _made_up_symbols(
     symbols: list[str] = []
     for biotype in biotypes:
         templates = _SYMBOL_TEMPLATES[biotype]
-        while True:
+        for draw in itertools.count(1):
             fields = {
                 "n1": rng.integers(1, 10), "n2": rng.integers(1, 60), "n3": rng.integers(100, 800),
                 "n4": rng.integers(1000, 2000), "n5": f"{rng.integers(100, 2900):05d}",
@@ -615,6 +619,12 @@ def _made_up_symbols(
             }  # fmt: skip
             symbol = templates[rng.integers(len(templates))].format(**fields)
             if symbol not in taken:
+                break
+            if draw == _MAX_SYMBOL_DRAWS:
+                # The biotype's templates are nearly used up (a few hundred names each for
+                # small RNAs, reached near 40,000 genes): number the last draw instead.
+                numbered = (f"{symbol}-{n}" for n in itertools.count(2))
+                symbol = next(name for name in numbered if name not in taken)
                 break
         taken.add(symbol)
         symbols.append(symbol)

@@ -27,6 +27,7 @@ from archs4.splits import DEFAULT_MAX_TRAIN_SAMPLES
 ROOT = Path(__file__).resolve().parent
 WORK = ROOT / "work"
 RESULTS = ROOT / "results"
+PARTIAL = "partial.jsonl"
 STAGE_ORDER = [
     "plain_read",
     "register",
@@ -131,11 +132,15 @@ def main(argv: list[str] | None = None) -> int:
 
     sizes = [int(s) for s in args.sizes.split(",")]
     cases = [(n, args.genes, STAGE_ORDER) for n in sizes]
-    cases += [
+    # The gene-count cases run right after the smallest one: every kind of case is measured
+    # once before the long ones.
+    cases[1:1] = [
         (sizes[0], genes, [s for s in STAGE_ORDER if s not in GENE_INDEPENDENT])
         for genes in (int(g) for g in args.gene_sizes.split(",") if g)
     ]
     records: list[dict] = []
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / PARTIAL).unlink(missing_ok=True)
     for n_samples, n_genes, stages in cases:
         case = WORK / f"n{n_samples}_g{n_genes}"
         shutil.rmtree(case, ignore_errors=True)
@@ -146,11 +151,14 @@ def main(argv: list[str] | None = None) -> int:
             record = run_stage(stage, paths.h5, case / "warehouse", args.block_size)
             record.update(n_samples=n_samples, n_genes=n_genes)
             records.append(record)
+            with (RESULTS / PARTIAL).open("a") as partial:  # what a crash leaves measured
+                partial.write(json.dumps(record) + "\n")
             print(f"  {stage:16s} {record['seconds']:8.2f} s  {record['peak_rss_mb']:7.0f} MB")
         if not args.keep:
             shutil.rmtree(case, ignore_errors=True)
     command = " ".join(["python -m benchmarks.run", *(argv or sys.argv[1:])])
     write_report(records, args.genes, machine(), command)
+    (RESULTS / PARTIAL).unlink()
     return 0
 
 

@@ -7,8 +7,8 @@ with dask 2024.10 to 2026.8). This executor submits the same worker function
 (`dagster_dask.executor.query_on_dask_worker`) with the arguments sealed in one object Dask does
 not look into, and otherwise schedules as dagster-dask does: one Dask task per step, the step's
 upstream steps passed as futures so Dask orders them, events sent back to the run. Unlike
-dagster-dask, a step whose upstream step failed is skipped, so a failed blocking asset check
-stops what depends on it, as under the multiprocess executor.
+dagster-dask, a step whose upstream step failed is not executed, so a failed blocking asset
+check stops what depends on it, as under the multiprocess executor.
 
 The cluster is an existing scheduler (`scheduler_address`, for example one started by
 `dask scheduler`, dask-jobqueue or dask-kubernetes) or, without one, a local cluster started
@@ -48,21 +48,24 @@ class StepRequest:
 
 @dataclass(frozen=True)
 class StepOutcome:
-    """A step's events, the worker it ran on, and whether it ran and succeeded."""
+    """A step's events, the worker it ran on, whether it succeeded, and the upstream steps
+    that did not (when it was not run because of them)."""
 
+    step_key: str
     events: Sequence[DagsterEvent]
     worker: str
-    ran: bool
     succeeded: bool
+    failed_upstream: Sequence[str] = ()
 
 
 def execute_step(upstream: list[StepOutcome], request: StepRequest) -> StepOutcome:
     """Run on a worker: execute one step, unless a step it depends on did not succeed (a
-    failed blocking check, for one), in which case it is skipped as the multiprocess executor
-    skips it."""
+    failed blocking check, for one), in which case it is not executed, as the multiprocess
+    executor abandons it."""
     worker = dask.distributed.get_worker().address
-    if not all(outcome.succeeded for outcome in upstream):
-        return StepOutcome(events=[], worker=worker, ran=False, succeeded=False)
+    failed_upstream = [outcome.step_key for outcome in upstream if not outcome.succeeded]
+    if failed_upstream:
+        return StepOutcome(request.step_key, [], worker, False, failed_upstream)
     events = list(
         query_on_dask_worker(
             upstream,
@@ -75,7 +78,7 @@ def execute_step(upstream: list[StepOutcome], request: StepRequest) -> StepOutco
         )
     )
     failed = any(event.is_step_failure for event in events)
-    return StepOutcome(events=events, worker=worker, ran=True, succeeded=not failed)
+    return StepOutcome(request.step_key, events, worker, succeeded=not failed)
 
 
 class DaskClusterExecutor(dg.Executor):
@@ -126,18 +129,19 @@ class DaskClusterExecutor(dg.Executor):
                         key=f"{plan_context.run_id}.{step.key}",
                         resources=get_dask_resource_requirements(step.tags),
                     )
-            step_of = {future.key: step_key for step_key, future in futures.items()}
-            for future, outcome in dask.distributed.as_completed(
+            for _, outcome in dask.distributed.as_completed(
                 list(futures.values()), with_results=True
             ):
-                step_key = step_of[future.key]
-                if not outcome.ran:
-                    step = execution_plan.get_step_by_key(step_key)
-                    yield DagsterEvent.step_skipped_event(plan_context.for_step(step))
+                if outcome.failed_upstream:
+                    step = execution_plan.get_step_by_key(outcome.step_key)
+                    plan_context.for_step(step).log.error(
+                        f"Dependencies for step {outcome.step_key} failed: "
+                        f"{list(outcome.failed_upstream)}. Not executing."
+                    )
                     continue
                 yield DagsterEvent.engine_event(
                     plan_context,
-                    f"Step {step_key} ran on Dask worker {outcome.worker}",
+                    f"Step {outcome.step_key} ran on Dask worker {outcome.worker}",
                     EngineEventData(metadata={"dask_worker": outcome.worker}),
                 )
                 yield from outcome.events

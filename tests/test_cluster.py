@@ -115,7 +115,7 @@ def test_block_layers_on_a_dask_cluster_match_multiprocess(
     assert on_dask == multiprocess
 
 
-def step_statuses(result: dg.ExecutionResult) -> dict[str, str]:
+def step_statuses(result: dg.JobExecutionResult) -> dict[str, str]:
     """The last status event of every step."""
     return {
         event.step_key: event.event_type_value
@@ -142,7 +142,10 @@ def test_a_failed_blocking_check_stops_downstream_steps_on_the_cluster(
         assert not multiprocess.success and not on_dask.success
         assert instance.get_latest_materialization_event(dg.AssetKey("downstream_asset")) is None
     assert statuses["dask"] == statuses["multiprocess"]
-    assert statuses["dask"]["downstream_asset"] == "STEP_SKIPPED"
+    assert statuses["dask"] == {
+        "checked_asset": "STEP_SUCCESS",
+        "checked_asset_failing_blocking_check": "STEP_FAILURE",
+    }
     assert any(e.is_engine_event and "Dask worker" in e.message for e in on_dask.all_events)
 
 

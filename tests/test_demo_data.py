@@ -23,6 +23,7 @@ from archs4.demo_data import (
     CELL_LINE_LABELS,
     TISSUE_LABELS,
     DemoPaths,
+    _made_up_symbols,
     build_gene_table,
     label_sample_counts,
     plan_samples,
@@ -455,3 +456,9 @@ def test_gtf_lengths_are_the_lengths_behind_the_counts(demo: DemoPaths) -> None:
     assert differs >= 0.1 * len(exons)
     assert max(len(t) for t in exons.values()) <= 6
     assert max(len(i) for t in exons.values() for i in t.values()) <= 15
+
+
+def test_made_up_symbols_stay_unique_beyond_a_biotypes_name_space():
+    # snoRNA templates give 759 names; asking for more must neither loop nor repeat one.
+    symbols = _made_up_symbols(["snoRNA"] * 900, ["GAPDH"], np.random.default_rng(0))
+    assert len(set(symbols)) == 900 and "GAPDH" not in symbols
