@@ -47,7 +47,7 @@ MB = 1 << 20
 def _peak_rss_mb() -> float:
     """This process's own peak resident memory. Not ru_maxrss: Linux carries it over from the
     parent through fork and exec, so every stage would report at least the runner's size."""
-    with open("/proc/self/status") as status:
+    with Path("/proc/self/status").open() as status:
         for line in status:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
