@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 
 from archs4.expression import EXPRESSION_DATASET
-from archs4.features import FeatureSpace
+from archs4.features import FeatureSpace, fit_feature_space
 from archs4.warehouse import Warehouse
 
 
@@ -101,3 +101,25 @@ def features_of_all_samples(
     sample_ids = np.concatenate(ids)
     order = np.argsort(sample_ids, kind="stable")
     return sample_ids[order], np.vstack(features)[order]
+
+
+def fit_feature_space_on_samples(
+    warehouse: Warehouse,
+    sample_idx: np.ndarray,
+    *,
+    n_top_genes: int,
+    n_components: int,
+    seed: int,
+) -> FeatureSpace:
+    """The feature space fitted on the samples `sample_idx` of `expression`: their most variable
+    genes (variance streamed over the blocks), then only those genes' rows gathered for the
+    fit, so memory is the training rows x `n_top_genes`, never x all genes."""
+    genes, variance = gene_variance(warehouse, sample_idx)
+    keep = np.sort(genes[np.argsort(-variance, kind="stable")[:n_top_genes]])
+    return fit_feature_space(
+        expression_rows(warehouse, sample_idx, keep),
+        keep,
+        n_top_genes=keep.size,
+        n_components=n_components,
+        seed=seed,
+    )

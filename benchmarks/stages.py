@@ -28,15 +28,13 @@ from archs4.expression import (
     read_target,
     write_target,
 )
-from archs4.features import fit_feature_space
 from archs4.ingest import COUNTS_DATASET, SAMPLES_DATASET, ingest_block, register_release
 from archs4.labels import read_truth_table
 from archs4.metrics_table import GENE_METRICS_TABLE, compute_gene_metrics
 from archs4.splits import DEFAULT_MAX_TRAIN_SAMPLES, mark_training_set, split_by_study, study_groups
 from archs4.training_data import (
-    expression_rows,
     features_of_all_samples,
-    gene_variance,
+    fit_feature_space_on_samples,
     label_matrix,
 )
 from archs4.warehouse import Warehouse
@@ -220,9 +218,9 @@ def features(source: Path, warehouse: Warehouse, _block_size: int) -> dict:
         max_samples=DEFAULT_MAX_TRAIN_SAMPLES,
     )
     train = np.sort(splits.filter(pl.col("in_training_set"))["sample_idx"].to_numpy())
-    genes, variance = gene_variance(warehouse, train)
-    keep = np.sort(genes[np.argsort(-variance, kind="stable")[:2000]])
-    space = fit_feature_space(expression_rows(warehouse, train, keep), keep, n_top_genes=2000)
+    space = fit_feature_space_on_samples(
+        warehouse, train, n_top_genes=2000, n_components=50, seed=0
+    )
     ids, all_features = features_of_all_samples(warehouse, space)
     labelled, truth = label_matrix(labels, sorted(labels["label"].unique().to_list()))
     np.savez(

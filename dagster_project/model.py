@@ -24,12 +24,12 @@ from archs4.classifier import (
     train_random_forest,
     tune_thresholds,
 )
-from archs4.features import FeatureSpace, fit_feature_space
+from archs4.features import FeatureSpace
 from archs4.labels import load_vocabulary
 from archs4.training_data import (
     expression_rows,
     features_of_all_samples,
-    gene_variance,
+    fit_feature_space_on_samples,
     label_matrix,
 )
 from archs4.warehouse import Warehouse
@@ -115,12 +115,10 @@ def feature_space(
 ) -> dg.MaterializeResult:
     store = warehouse.get()
     train = _split_ids(store, "train")
-    genes, variance = gene_variance(store, train)
-    keep = np.sort(genes[np.argsort(-variance, kind="stable")[: classifier.n_top_genes]])
-    space = fit_feature_space(
-        expression_rows(store, train, keep),
-        keep,
-        n_top_genes=keep.size,
+    space = fit_feature_space_on_samples(
+        store,
+        train,
+        n_top_genes=classifier.n_top_genes,
         n_components=classifier.n_components,
         seed=classifier.seed,
     )
