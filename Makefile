@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 export ARCHS4_WAREHOUSE ?= $(CURDIR)/warehouse
+export ARCHS4_LOG_DIR ?= $(CURDIR)/logs
 export GX_ANALYTICS_ENABLED := false
 
 .PHONY: install run test ui update bench lint format chromium clean
@@ -22,11 +23,12 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 $(DAGSTER_HOME):
-	mkdir -p $(DAGSTER_HOME)
-	test -f $(DAGSTER_HOME)/dagster.yaml || cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	@mkdir -p $(DAGSTER_HOME)
+	@test -f $(DAGSTER_HOME)/dagster.yaml || cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
+# The headless commands print one line on failure; the detail goes to a log in ARCHS4_LOG_DIR.
 run: install | $(DAGSTER_HOME)
-	$(BIN)/python -m dagster_project.headless run
+	@$(BIN)/python -m dagster_project.headless run
 
 test: install chromium
 	$(BIN)/ruff check .
@@ -34,7 +36,7 @@ test: install chromium
 	$(BIN)/python -m pytest
 
 update: install | $(DAGSTER_HOME)
-	$(BIN)/python -m dagster_project.headless update
+	@$(BIN)/python -m dagster_project.headless update
 
 ui: install | $(DAGSTER_HOME)
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
@@ -57,4 +59,4 @@ format: install
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf warehouse .dagster data/demo
+	rm -rf warehouse .dagster data/demo logs

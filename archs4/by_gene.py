@@ -16,7 +16,6 @@ once, and memory is one chunk, whose size is set by a budget of values rather th
 from __future__ import annotations
 
 import itertools
-import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,8 +30,8 @@ from archs4.warehouse import GENES_PER_ROW_GROUP, Warehouse, block_key
 EXPRESSION_BY_GENE_DATASET = "normalized/expression_by_gene"
 CHUNK = "chunk"
 # Values per gene chunk (float32): 64M = 256 MB, a few times that in working memory; at
-# 900,000 samples that is 64 genes, one row group of the block files.
-DEFAULT_VALUES_PER_CHUNK = int(os.environ.get("ARCHS4_GENE_CHUNK_VALUES", str(64 << 20)))
+# 900,000 samples that is 64 genes, one row group of the block files (ARCHS4_GENE_CHUNK_VALUES).
+DEFAULT_VALUES_PER_CHUNK = 64 << 20
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,9 @@ A GENCODE comprehensive GTF is about 1.5 GB and 3.4M lines, so it is scanned laz
 streaming CSV reader (``.gtf.gz`` included: Polars decompresses gzip while streaming). Exon rows
 are selected before anything else, and only their ``gene_id``/``transcript_id`` are pulled out of
 the attribute column with vectorized regexes, so memory follows the exon rows' ids rather than
-the file. Anything that makes a length untrustworthy (wrong column count, non-integer
-coordinates, no exons, exons without ids) raises `GtfError` naming the file and, where it can,
-the first offending line.
+the file. Anything that makes a length untrustworthy (wrong column count, non-integer or
+non-positive coordinates, an exon ending before it starts, no exons, exons without ids) raises
+`GtfError` naming the file and, where it can, the first offending line.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 import polars as pl
+
+from archs4.failures import InputError
 
 LengthMethod = Literal["longest_transcript", "union_exons"]
 LENGTH_METHODS: tuple[LengthMethod, ...] = ("longest_transcript", "union_exons")
@@ -85,7 +87,7 @@ OUTPUT_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-class GtfError(ValueError):
+class GtfError(InputError):
     """A GTF that cannot give trustworthy gene lengths.
 
     The message names the file, what is wrong, and where possible the first offending line
@@ -219,6 +221,8 @@ def _read_exon_rows(path: Path, *, keep_seqname: bool) -> pl.DataFrame:
         .then(pl.lit("columns"))
         .when(start.is_null() | end.is_null())
         .then(pl.lit("coordinates"))
+        .when(start < 1)
+        .then(pl.lit("nonpositive"))
         .when((pl.col("feature") == "exon") & (end < start))
         .then(pl.lit("reversed"))
     )
@@ -415,6 +419,8 @@ def _malformed_record_error(path: Path, record: dict[str, Any]) -> GtfError:
         )
     if kind == "reversed":
         problem = "exon ends before it starts (end < start)"
+    elif kind == "nonpositive":
+        problem = "start (column 4) must be at least 1: GTF coordinates are 1-based"
     else:
         problem = "not a GTF record: start and end (columns 4 and 5) must be integers"
     return _gtf_error(path, problem, line_number=line_number, line=line)

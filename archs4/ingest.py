@@ -71,7 +71,7 @@ def register_release(
         info = source.info
         gsms = source.gsms()
         aligned = source.aligned_block_size(block_size)
-        _check_same_genes(warehouse, source)
+        check_same_genes(warehouse, source)
     checksum = file_checksum(source_path)
     registry = read_registry(warehouse)
     known = set(registry.column("gsm").to_pylist())
@@ -92,7 +92,7 @@ def register_release(
     return ReleaseRegistration(info, checksum, new_blocks, existing + new_blocks, vanished)
 
 
-def _check_same_genes(warehouse: Warehouse, source: Archs4Source) -> None:
+def check_same_genes(warehouse: Warehouse, source: Archs4Source) -> None:
     """A later release must have the genes of the warehouse, in the same order: gene_idx is
     the position in the file, and every stored block is keyed by it."""
     path = warehouse.table_path(GENES_TABLE)
@@ -115,7 +115,8 @@ def _check_same_genes(warehouse: Warehouse, source: Archs4Source) -> None:
 
 
 def genes_table(source_path: str | Path) -> pa.Table:
-    with open_archs4(source_path) as source:
+    """The gene dimension of a release that `register_release` has validated in full."""
+    with open_archs4(source_path, full_check=False) as source:
         return source.genes()
 
 
@@ -144,7 +145,7 @@ def ingest_block(warehouse: Warehouse, block: str) -> IngestedBlock:
     expected_gsms = in_block.sort_by("source_column").column("gsm").to_pylist()
     rows = SampleRange(plan.column_start, plan.column_stop)
     # The file was validated in full at registration; its GSMs for this block are re-checked.
-    with open_archs4(plan.source_path, check_unique_ids=False) as source:
+    with open_archs4(plan.source_path, full_check=False) as source:
         if source.info.version != plan.source_version:
             raise Archs4FormatError(
                 plan.source_path,

@@ -40,6 +40,7 @@ from typing import Any, Literal, get_args
 import polars as pl
 import yaml
 
+from archs4.failures import InputError
 from archs4.paths import ASSETS_DIR
 
 DEFAULT_VOCABULARY_PATH = ASSETS_DIR / "label_vocabulary.yaml"
@@ -85,6 +86,10 @@ def normalize_text(text: str) -> str:
     """``text`` upper-cased with spaces and punctuation removed, as ARCHS4's tissue presets
     compare metadata: ``normalize_text("MDA-MB 231") == "MDAMB231"``."""
     return _NON_ALPHANUMERIC.sub("", text.upper())
+
+
+class LabelSourceError(InputError):
+    """A label download directory that cannot be read as the ARCHS4 layout; names the path."""
 
 
 @dataclass(frozen=True)
@@ -245,13 +250,13 @@ def read_label_directory(
     """
     root = Path(root)
     if not root.exists():
-        raise FileNotFoundError(f"label directory {root} does not exist")
+        raise LabelSourceError(f"label directory {root} does not exist")
     if not root.is_dir():
-        raise NotADirectoryError(f"label directory {root} is not a directory")
+        raise LabelSourceError(f"label directory {root} is not a directory")
     vocabulary = vocabulary or load_vocabulary()
     kind_directories = [root / name for name in KIND_DIRECTORIES if (root / name).is_dir()]
     if not kind_directories:
-        raise ValueError(f"{root}: neither {' nor '.join(KIND_DIRECTORIES)} directory found")
+        raise LabelSourceError(f"{root}: neither {' nor '.join(KIND_DIRECTORIES)} directory found")
     rows: dict[str, list[str]] = {"gsm": [], "label": [], "kind": [], "file": []}
     for kind_directory in kind_directories:
         kind = KIND_DIRECTORIES[kind_directory.name]
@@ -260,19 +265,22 @@ def read_label_directory(
                 continue
             label = label_directory.name
             if not label_directory.is_dir():
-                raise ValueError(f"{label_directory}: expected a label directory, found a file")
+                raise LabelSourceError(
+                    f"{label_directory}: expected a label directory, found a file"
+                )
             if label not in vocabulary.labels:
-                raise ValueError(
+                raise LabelSourceError(
                     f"{label_directory}: unknown label {label!r} (not in {vocabulary.source})"
                 )
             if vocabulary.kind(label) != kind:
-                raise ValueError(
+                raise LabelSourceError(
                     f"{label_directory}: label {label!r} is a {vocabulary.kind(label)} label, "
                     f"not a {kind} one"
                 )
-            for tsv in sorted(label_directory.glob("*.tsv")):
-                if tsv.name.startswith("."):
-                    continue
+            tsvs = [t for t in sorted(label_directory.glob("*.tsv")) if not t.name.startswith(".")]
+            if not tsvs:
+                raise LabelSourceError(f"{label_directory}: label directory holds no .tsv file")
+            for tsv in tsvs:
                 for gsm in header_gsms(tsv):
                     rows["gsm"].append(gsm)
                     rows["label"].append(label)
@@ -283,14 +291,23 @@ def read_label_directory(
 
 def header_gsms(tsv: Path) -> list[str]:
     """Distinct GSM ids of a TSV's header row, in order, first column excluded. Reads the
-    first line only; ValueError naming the file when it holds no GSM."""
+    first line only; LabelSourceError naming the file (and column) when the row holds no GSM
+    or a cell that is not one: a mistyped id would otherwise drop its sample silently."""
     with tsv.open("rb") as handle:
         header = handle.readline()
-    cells = header.decode("utf-8", errors="replace").rstrip("\r\n").split("\t")[1:]
-    gsms = [cell.strip().strip('"') for cell in cells]
-    found = list(dict.fromkeys(g for g in gsms if GSM_PATTERN.match(g)))
+    try:
+        text = header.decode("utf-8")
+    except UnicodeDecodeError:
+        raise LabelSourceError(f"{tsv}, line 1: the header row is not UTF-8 text") from None
+    cells = [cell.strip().strip('"') for cell in text.rstrip("\r\n").split("\t")[1:]]
+    for column, cell in enumerate(cells, start=2):
+        if cell and not GSM_PATTERN.match(cell):
+            raise LabelSourceError(
+                f"{tsv}, line 1, column {column}: {cell[:40]!r} is not a GSM accession"
+            )
+    found = list(dict.fromkeys(cell for cell in cells if cell))
     if not found:
-        raise ValueError(f"{tsv}: the header row holds no GSM id")
+        raise LabelSourceError(f"{tsv}, line 1: the header row holds no GSM id")
     return found
 
 

@@ -21,6 +21,9 @@ from types import TracebackType
 import h5py
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+
+from archs4.failures import InputError
 
 EXPRESSION_KEY = "data/expression"
 GSM_KEY = "meta/samples/geo_accession"
@@ -43,13 +46,25 @@ SAMPLE_TEXT_COLUMNS: dict[str, tuple[str, ...]] = {
     "submission_date": ("meta/samples/submission_date",),
 }
 SINGLE_CELL_KEYS = ("meta/samples/singlecellprobability",)
+SAMPLES_GROUP = "meta/samples"
+GENES_GROUP = "meta/genes"
+# Numeric sample vectors and the range of their values (NaN, i.e. missing, is allowed).
+NUMERIC_SAMPLE_RANGES: dict[str, tuple[float, float]] = {
+    "meta/samples/singlecellprobability": (0.0, 1.0),
+    "meta/samples/alignedreads": (0.0, math.inf),
+    "meta/samples/readsaligned": (0.0, math.inf),
+    "meta/samples/readstotal": (0.0, math.inf),
+}
+GSM_FORMAT = r"^GSM[0-9]+$"
+# Ensembl gene ids of any species (ENSG, ENSMUSG, ...), optionally versioned or _PAR_Y.
+ENSEMBL_GENE_FORMAT = r"^ENS[A-Z]*G[0-9]+(\.[0-9]+)?(_PAR_Y)?$"
 
 SUPPORTED_COUNT_DTYPES = (np.dtype(np.uint32), np.dtype(np.uint16), np.dtype(np.uint8))
 GSE_PATTERN = re.compile(r"^GSE\d+(,GSE\d+)*$")
 VERSION_IN_NAME = re.compile(r"v(\d+(?:\.\d+)+)")
 
 
-class Archs4FormatError(ValueError):
+class Archs4FormatError(InputError):
     """The file is not a readable ARCHS4 gene-level file; the message names the file and key."""
 
     def __init__(self, path: Path | str, key: str | None, problem: str) -> None:
@@ -130,9 +145,9 @@ class Archs4Source:
     Use as a context manager; every accessor reads only what it returns.
     """
 
-    def __init__(self, path: Path | str, *, check_unique_ids: bool = True) -> None:
+    def __init__(self, path: Path | str, *, full_check: bool = True) -> None:
         self.path = Path(path)
-        self._check_unique_ids = check_unique_ids
+        self._full_check = full_check
         if not self.path.exists():
             raise FileNotFoundError(f"{self.path}: ARCHS4 file not found")
         if self.path.is_dir():
@@ -240,9 +255,8 @@ class Archs4Source:
         for key in (GSM_KEY, SERIES_KEY, *([aligned_key] if aligned_key else [])):
             self._check_length(key, n_samples, "sample")
 
-        if self._check_unique_ids:
-            self._reject_duplicates(gene_id_key, self._strings(gene_id_key), "Ensembl gene id")
-            self._reject_duplicates(GSM_KEY, self.gsms(), "GSM")
+        if self._full_check:
+            self._check_metadata(gene_id_key, int(n_genes), int(n_samples))
 
         chunks = expression.chunks or (n_genes, 1)
         return SourceInfo(
@@ -261,6 +275,56 @@ class Archs4Source:
             gene_symbol_key=symbol_key,
             aligned_reads_key=aligned_key,
         )
+
+    def _check_metadata(self, gene_id_key: str, n_genes: int, n_samples: int) -> None:
+        """Every metadata vector's length, the id formats, duplicates and numeric ranges: what
+        would otherwise fail a block hours in, or poison the sample registry."""
+        self._check_every_vector(GENES_GROUP, n_genes, "gene")
+        self._check_every_vector(SAMPLES_GROUP, n_samples, "sample")
+        gene_ids = self._strings(gene_id_key)
+        self._reject_malformed(gene_id_key, gene_ids, ENSEMBL_GENE_FORMAT, "Ensembl gene id")
+        self._reject_duplicates(gene_id_key, gene_ids, "Ensembl gene id")
+        gsms = self.gsms()
+        self._reject_malformed(GSM_KEY, gsms, GSM_FORMAT, "GSM accession")
+        self._reject_duplicates(GSM_KEY, gsms, "GSM")
+        series = self._series(SampleRange(0, n_samples))
+        self._reject_malformed(SERIES_KEY, series, GSE_PATTERN.pattern, "series (GSE list)")
+        self._check_numeric_ranges(n_samples)
+
+    def _check_every_vector(self, group_key: str, expected: int, axis_name: str) -> None:
+        """Every dataset of `group_key` is a vector along the gene or sample axis: a vector one
+        entry short would otherwise fail blocks later, naming neither file nor key."""
+        group = self._h5.get(group_key)
+        if not isinstance(group, h5py.Group):
+            raise Archs4FormatError(self.path, group_key, "missing required group")
+        for name in sorted(group):
+            key = f"{group_key}/{name}"
+            if isinstance(group[name], h5py.Dataset):
+                self._check_length(key, expected, axis_name)
+
+    def _reject_malformed(self, key: str, values: np.ndarray, pattern: str, what: str) -> None:
+        matches = pc.match_substring_regex(pa.array(values, pa.string()), pattern)
+        bad = np.flatnonzero(~matches.fill_null(False).to_numpy(zero_copy_only=False))
+        if bad.size:
+            examples = ", ".join(f"{values[i]!r} at index {int(i)}" for i in bad[:3])
+            raise Archs4FormatError(
+                self.path, key, f"{bad.size} malformed {what} value(s): {examples}"
+            )
+
+    def _check_numeric_ranges(self, n_samples: int) -> None:
+        for key, (low, high) in NUMERIC_SAMPLE_RANGES.items():
+            if key not in self._h5:
+                continue
+            values = self._numbers(key, SampleRange(0, n_samples), np.float64)
+            bad = np.flatnonzero(~np.isnan(values) & ((values < low) | (values > high)))
+            if bad.size:
+                first = int(bad[0])
+                raise Archs4FormatError(
+                    self.path,
+                    key,
+                    f"{bad.size} value(s) outside [{low:g}, {high:g}], first {values[first]:g} "
+                    f"at index {first}",
+                )
 
     def _reject_duplicates(self, key: str, values: np.ndarray, what: str) -> None:
         unique, first_index, counts = np.unique(values, return_index=True, return_counts=True)
@@ -318,12 +382,21 @@ class Archs4Source:
         raw = self._dataset(key)[rows.start : rows.stop]
         if raw.dtype.kind in "SOU":
             text = _decode_strings(raw)
-            try:
-                return np.array(
-                    [float(v) if v not in ("", "nan", "NA") else np.nan for v in text]
-                ).astype(dtype)
-            except ValueError as error:
-                raise Archs4FormatError(self.path, key, f"non-numeric value: {error}") from error
+            values = np.full(text.size, np.nan)
+            for index, value in enumerate(text):
+                if value.strip() in ("", "nan", "NA"):
+                    continue
+                try:
+                    values[index] = float(value)
+                except ValueError:
+                    raise Archs4FormatError(
+                        self.path,
+                        key,
+                        f"non-numeric value {value[:40]!r} at index {rows.start + index}",
+                    ) from None
+            return values.astype(dtype)
+        if raw.dtype.kind not in "iufb":
+            raise Archs4FormatError(self.path, key, f"dtype {raw.dtype} is not numeric")
         return raw.astype(dtype)
 
     def gsms(self) -> np.ndarray:
@@ -448,13 +521,15 @@ class Archs4Source:
             yield rows, self.read_counts(rows)
 
 
-def open_archs4(path: Path | str, *, check_unique_ids: bool = True) -> Archs4Source:
+def open_archs4(path: Path | str, *, full_check: bool = True) -> Archs4Source:
     """Open and validate an ARCHS4 gene-level file; errors name the file and the key.
 
-    `check_unique_ids=False` skips the scan of every GSM and gene id (a full metadata read at
-    ARCHS4 scale) for callers that re-open a file already validated, such as block ingestion.
+    The full check reads every metadata vector: lengths along their axis, GSM, series and
+    Ensembl id formats, duplicates and numeric ranges (a few seconds at ARCHS4 scale).
+    `full_check=False` skips it for callers that re-open a file already validated, such as
+    block ingestion.
     """
-    return Archs4Source(path, check_unique_ids=check_unique_ids)
+    return Archs4Source(path, full_check=full_check)
 
 
 def is_valid_series_list(series_id: str) -> bool:

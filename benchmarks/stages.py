@@ -31,6 +31,7 @@ from archs4.expression import (
 from archs4.ingest import COUNTS_DATASET, SAMPLES_DATASET, ingest_block, register_release
 from archs4.labels import read_truth_table
 from archs4.metrics_table import GENE_METRICS_TABLE, compute_gene_metrics
+from archs4.settings import Settings
 from archs4.splits import DEFAULT_MAX_TRAIN_SAMPLES, mark_training_set, split_by_study, study_groups
 from archs4.training_data import (
     features_of_all_samples,
@@ -113,7 +114,10 @@ def _expression_genes(warehouse: Warehouse) -> tuple[list[str], np.ndarray, int]
 def by_gene(_source: Path, warehouse: Warehouse, _block_size: int) -> dict:
     """The gene-clustered copy of expression (the transpose of the block layer)."""
     blocks, gene_idx, n_samples = _expression_genes(warehouse)
-    chunks = build_expression_by_gene(warehouse, blocks, gene_idx, n_samples)
+    values_per_chunk = Settings.from_env().gene_chunk_values
+    chunks = build_expression_by_gene(
+        warehouse, blocks, gene_idx, n_samples, values_per_chunk=values_per_chunk
+    )
     return {"gene_chunks": len(chunks)}
 
 

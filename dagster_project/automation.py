@@ -13,19 +13,27 @@ The sensor, the daily schedule and `make update` all call it, so a crashed updat
 resumed: whatever is missing is asked for again, and complete work is left alone.
 """
 
-import os
 from collections.abc import Callable
 
 import dagster as dg
 
 from archs4.blocks import block_plans, read_registry
 from archs4.expression import EXPRESSION_DATASET
+from archs4.failures import one_line
 from archs4.ingest import COUNTS_DATASET, SAMPLES_DATASET
 from archs4.metrics_table import GENE_METRICS_TABLE
-from archs4.releases import is_registered
+from archs4.preflight import INPUT_ERRORS, RunInputs, check_inputs
+from archs4.releases import is_registered, newest_release
+from archs4.settings import Settings
 from archs4.warehouse import Warehouse
 from dagster_project.partitions import SAMPLE_BLOCKS, sample_blocks
-from dagster_project.resources import Archs4SourceResource, WarehouseResource
+from dagster_project.resources import (
+    Archs4SourceResource,
+    GeneAnnotationResource,
+    LabelSourcesResource,
+    WarehouseResource,
+    run_inputs,
+)
 
 REGISTER_JOB = "register_release"
 BLOCK_JOB = "ingest_block"
@@ -85,17 +93,20 @@ def needs_refresh(store: Warehouse) -> bool:
 
 def reconcile(
     instance: dg.DagsterInstance,
-    source: Archs4SourceResource,
-    warehouse: WarehouseResource,
+    inputs: RunInputs,
     log: Callable[[str], None] = print,
 ) -> tuple[list[dg.RunRequest], list[str]]:
     """The next runs that bring the warehouse up to date with the source, and the block
-    partitions to register first. Empty when the warehouse is current."""
-    store = warehouse.get()
-    release = source.release_path()
+    partitions to register first. Empty when the warehouse is current.
+
+    A new or changed release has every input checked before its registration is asked for
+    (`archs4.preflight`), so invalid input raises here and no run starts."""
+    store = inputs.warehouse
+    release = newest_release(inputs.source)
     if not is_registered(store, release):
         if _in_progress(instance, REGISTER_JOB):
             return [], []
+        check_inputs(inputs)
         log(f"new or changed release {release}: registering it")
         return [dg.RunRequest(job_name=REGISTER_JOB, tags={"archs4/release": str(release)})], []
     blocks = [plan.block for plan in block_plans(read_registry(store))]
@@ -118,50 +129,76 @@ def reconcile(
     return [], unregistered_partitions
 
 
-@dg.sensor(
-    jobs=JOBS,
-    minimum_interval_seconds=int(os.environ.get("ARCHS4_SENSOR_INTERVAL", "300")),
-    default_status=(
-        dg.DefaultSensorStatus.STOPPED
-        if os.environ.get("ARCHS4_SENSOR_STATUS", "running") == "stopped"
-        else dg.DefaultSensorStatus.RUNNING
-    ),
-    description=(
-        "Watches ARCHS4_SOURCE (a release file or a directory of them) and the warehouse: "
-        "registers a new or changed release, ingests its new blocks, then refreshes the "
-        "cross-sample assets; resumes whatever a crashed run left missing."
-    ),
-)
-def release_sensor(
-    context: dg.SensorEvaluationContext,
-    source: Archs4SourceResource,
-    warehouse: WarehouseResource,
-) -> dg.SensorResult | dg.SkipReason:
-    requests, partitions = reconcile(context.instance, source, warehouse, context.log.info)
-    if not requests and not partitions:
-        return dg.SkipReason("the warehouse is current with the newest release")
-    return dg.SensorResult(
-        run_requests=requests,
-        dynamic_partitions_requests=(
-            [sample_blocks.build_add_request(partitions)] if partitions else []
+def build_release_sensor(settings: Settings) -> dg.SensorDefinition:
+    """`release_sensor`, ticking every `ARCHS4_SENSOR_INTERVAL` seconds."""
+
+    @dg.sensor(
+        name="release_sensor",
+        jobs=JOBS,
+        minimum_interval_seconds=settings.sensor_interval,
+        default_status=(
+            dg.DefaultSensorStatus.STOPPED
+            if settings.sensor_status == "stopped"
+            else dg.DefaultSensorStatus.RUNNING
+        ),
+        description=(
+            "Watches ARCHS4_SOURCE (a release file or a directory of them) and the warehouse: "
+            "registers a new or changed release, ingests its new blocks, then refreshes the "
+            "cross-sample assets; resumes whatever a crashed run left missing. Invalid inputs "
+            "are refused before any run is asked for (the tick says why)."
         ),
     )
+    def release_sensor(
+        context: dg.SensorEvaluationContext,
+        source: Archs4SourceResource,
+        annotation: GeneAnnotationResource,
+        label_sources: LabelSourcesResource,
+        warehouse: WarehouseResource,
+    ) -> dg.SensorResult | dg.SkipReason:
+        inputs = run_inputs(source, annotation, label_sources, warehouse)
+        try:
+            requests, partitions = reconcile(context.instance, inputs, context.log.info)
+        except INPUT_ERRORS as error:
+            return dg.SkipReason(f"inputs refused, nothing run: {one_line(error)}")
+        if not requests and not partitions:
+            return dg.SkipReason("the warehouse is current with the newest release")
+        return dg.SensorResult(
+            run_requests=requests,
+            dynamic_partitions_requests=(
+                [sample_blocks.build_add_request(partitions)] if partitions else []
+            ),
+        )
+
+    return release_sensor
 
 
-@dg.schedule(
-    cron_schedule=os.environ.get("ARCHS4_UPDATE_CRON", "0 3 * * *"),
-    job=register_job,
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description=(
-        "Daily release check (ARCHS4_UPDATE_CRON, default 03:00): registers the newest release "
-        "when the warehouse has not; `release_sensor` then ingests its blocks and refreshes."
-    ),
-)
-def daily_update(
-    context: dg.ScheduleEvaluationContext,
-    source: Archs4SourceResource,
-    warehouse: WarehouseResource,
-) -> list[dg.RunRequest] | dg.SkipReason:
-    requests, _ = reconcile(context.instance, source, warehouse, context.log.info)
-    registrations = [request for request in requests if request.job_name == REGISTER_JOB]
-    return registrations or dg.SkipReason("the newest release is registered already")
+def build_daily_update(settings: Settings) -> dg.ScheduleDefinition:
+    """`daily_update`, on the `ARCHS4_UPDATE_CRON` schedule."""
+
+    @dg.schedule(
+        name="daily_update",
+        cron_schedule=settings.update_cron,
+        job=register_job,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=(
+            "Daily release check (ARCHS4_UPDATE_CRON, default 03:00): registers the newest "
+            "release when the warehouse has not; `release_sensor` then ingests its blocks and "
+            "refreshes. Invalid inputs are refused before any run is asked for."
+        ),
+    )
+    def daily_update(
+        context: dg.ScheduleEvaluationContext,
+        source: Archs4SourceResource,
+        annotation: GeneAnnotationResource,
+        label_sources: LabelSourcesResource,
+        warehouse: WarehouseResource,
+    ) -> list[dg.RunRequest] | dg.SkipReason:
+        inputs = run_inputs(source, annotation, label_sources, warehouse)
+        try:
+            requests, _ = reconcile(context.instance, inputs, context.log.info)
+        except INPUT_ERRORS as error:
+            return dg.SkipReason(f"inputs refused, nothing run: {one_line(error)}")
+        registrations = [request for request in requests if request.job_name == REGISTER_JOB]
+        return registrations or dg.SkipReason("the newest release is registered already")
+
+    return daily_update

@@ -4,6 +4,7 @@ import os
 
 import dagster as dg
 
+from archs4.settings import Settings
 from dagster_project import (
     augmentation,
     catalog,
@@ -14,9 +15,9 @@ from dagster_project import (
     raw,
     reference,
 )
-from dagster_project.automation import JOBS, daily_update, release_sensor
+from dagster_project.automation import JOBS, build_daily_update, build_release_sensor
 from dagster_project.cluster import default_executor
-from dagster_project.resources import resources_from_env
+from dagster_project.resources import resources_from_settings
 
 ASSET_MODULES = [raw, reference, normalized, metrics, labels, model, augmentation, catalog]
 
@@ -24,15 +25,19 @@ all_assets = dg.load_assets_from_modules(ASSET_MODULES)
 all_checks = dg.load_asset_checks_from_modules(ASSET_MODULES)
 
 
-def build_definitions(resources: dict | None = None) -> dg.Definitions:
-    """The definitions over `resources` (default: configured from the environment)."""
+def build_definitions(
+    resources: dict | None = None, settings: Settings | None = None
+) -> dg.Definitions:
+    """The definitions over `resources` (default: configured from `settings`, by default the
+    validated environment; a bad variable fails the code location's load, naming it)."""
+    settings = settings or Settings.from_env()
     return dg.Definitions(
         assets=all_assets,
         asset_checks=all_checks,
         jobs=JOBS,
-        sensors=[release_sensor],
-        schedules=[daily_update],
-        resources=resources or resources_from_env(),
+        sensors=[build_release_sensor(settings)],
+        schedules=[build_daily_update(settings)],
+        resources=resources or resources_from_settings(settings),
         executor=default_executor(dict(os.environ)),
     )
 

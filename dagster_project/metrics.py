@@ -49,6 +49,7 @@ def expression_by_gene(
         blocks,
         genes["gene_idx"].to_numpy(),
         n_samples,
+        values_per_chunk=warehouse.gene_chunk_values,
         on_chunk=lambda chunk: context.log.debug(f"gene chunk {chunk.key}: {chunk.gene_idx.size}"),
     )
     return dg.MaterializeResult(

@@ -15,12 +15,19 @@ from archs4.ingest import (
     ingest_block,
     register_release,
 )
+from archs4.preflight import check_inputs
 from archs4.releases import Fingerprint, ReleaseRecord, write_release_record
 from archs4.warehouse import Warehouse
 from dagster_project.partitions import SAMPLE_BLOCKS, sample_blocks
 from dagster_project.quality import check_query, parquet_frame, validate
 from dagster_project.reference import GENE_LENGTHS_TABLE, gene_lengths
-from dagster_project.resources import Archs4SourceResource, WarehouseResource
+from dagster_project.resources import (
+    Archs4SourceResource,
+    GeneAnnotationResource,
+    LabelSourcesResource,
+    WarehouseResource,
+    run_inputs,
+)
 
 PREVIEW_ROWS = 5
 
@@ -37,13 +44,16 @@ PREVIEW_ROWS = 5
 def source_release(
     context: dg.AssetExecutionContext,
     source: Archs4SourceResource,
+    annotation: GeneAnnotationResource,
+    label_sources: LabelSourcesResource,
     warehouse: WarehouseResource,
 ) -> dg.MaterializeResult:
+    # Every input is checked before the first write: a refused run leaves the warehouse as it was.
+    release = check_inputs(run_inputs(source, annotation, label_sources, warehouse)).release
     store = warehouse.get()
     stale = store.remove_stale_temporaries()
     if stale:
         context.log.warning(f"removed {len(stale)} temporary files left by a crashed run")
-    release = source.release_path()
     registration = register_release(store, release, source.block_size)
     existing = set(context.instance.get_dynamic_partitions(SAMPLE_BLOCKS))
     missing = [p.block for p in registration.all_blocks if p.block not in existing]

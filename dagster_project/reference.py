@@ -9,10 +9,17 @@ from pydantic import Field
 from archs4.blocks import block_plans, read_registry
 from archs4.expression import QN_TARGET_TABLE, accumulate_target, read_target, write_target
 from archs4.ingest import COUNTS_DATASET, GENES_TABLE
+from archs4.preflight import check_inputs
 from archs4.warehouse import Warehouse
 from dagster_project.plots import line_plot_markdown
 from dagster_project.quality import validate
-from dagster_project.resources import GeneAnnotationResource, WarehouseResource
+from dagster_project.resources import (
+    Archs4SourceResource,
+    GeneAnnotationResource,
+    LabelSourcesResource,
+    WarehouseResource,
+    run_inputs,
+)
 
 GENE_LENGTHS_TABLE = "reference/gene_lengths"
 
@@ -26,10 +33,14 @@ GENE_LENGTHS_TABLE = "reference/gene_lengths"
     ),
 )
 def gene_lengths(
-    annotation: GeneAnnotationResource, warehouse: WarehouseResource
+    source: Archs4SourceResource,
+    annotation: GeneAnnotationResource,
+    label_sources: LabelSourcesResource,
+    warehouse: WarehouseResource,
 ) -> dg.MaterializeResult:
+    # Every input is checked before the first write, whichever root asset runs first.
+    lengths = check_inputs(run_inputs(source, annotation, label_sources, warehouse)).gene_lengths
     store = warehouse.get()
-    lengths = annotation.lengths()
     store.write_table(lengths.to_arrow(), store.table_path(GENE_LENGTHS_TABLE))
     return dg.MaterializeResult(
         metadata={

@@ -1,8 +1,7 @@
 """Resources: every external thing the assets touch (the release file, the warehouse storage,
-the DuckDB catalog), configured from the environment so `make run`, `make ui` and the tests
-share one definition."""
+the DuckDB catalog), configured from validated settings (`archs4.settings`) so `make run`,
+`make ui` and the tests share one definition."""
 
-import os
 from pathlib import Path
 
 import dagster as dg
@@ -10,20 +9,18 @@ import duckdb
 import polars as pl
 from pydantic import Field
 
+from archs4.by_gene import DEFAULT_VALUES_PER_CHUNK
 from archs4.catalog import build_catalog, connect_read_only
 from archs4.gene_lengths import LengthMethod, gene_lengths_from_gtf
-from archs4.paths import PROJECT_ROOT
+from archs4.preflight import RunInputs
 from archs4.quantile_norm import LengthAdjustment
 from archs4.reader import Archs4Source, open_archs4
 from archs4.releases import newest_release
+from archs4.settings import Settings
 from archs4.splits import DEFAULT_MAX_TRAIN_SAMPLES
 from archs4.warehouse import Warehouse
 
-DEMO_DIR = PROJECT_ROOT / "data" / "demo"
-DEMO_SOURCE = DEMO_DIR / "human_gene_v2.6_demo.h5"
-DEMO_GTF = DEMO_DIR / "gencode.demo.annotation.gtf.gz"
-DEFAULT_WAREHOUSE = PROJECT_ROOT / "warehouse"
-DEFAULT_BLOCK_SIZE = 2000
+DEFAULT_BLOCK_SIZE = Settings.block_size
 
 
 class Archs4SourceResource(dg.ConfigurableResource):
@@ -114,6 +111,11 @@ class WarehouseResource(dg.ConfigurableResource):
     """The warehouse root (local or shared storage; fsspec URL or path)."""
 
     root: str = Field(description="Root directory of the Parquet layers and the catalog.")
+    gene_chunk_values: int = Field(
+        default=DEFAULT_VALUES_PER_CHUNK,
+        description="Values per gene chunk of `expression_by_gene`: the memory of the "
+        "gene-clustered copy and the gene metrics, whatever the number of samples.",
+    )
 
     def get(self) -> Warehouse:
         return Warehouse.at(self.root)
@@ -131,48 +133,50 @@ class DuckDBCatalogResource(dg.ConfigurableResource):
         return connect_read_only(Warehouse.at(self.warehouse_root))
 
 
-def source_path_from_env() -> str:
-    return os.environ.get("ARCHS4_SOURCE") or str(DEMO_SOURCE)
+def label_sources(settings: Settings) -> LabelSourcesResource:
+    labels, truth = settings.labels_path, settings.labels_truth_path
+    return LabelSourcesResource(
+        directory=str(labels) if labels else None, truth_path=str(truth) if truth else None
+    )
 
 
-def warehouse_root_from_env() -> str:
-    return os.environ.get("ARCHS4_WAREHOUSE") or str(DEFAULT_WAREHOUSE)
-
-
-def gtf_path_from_env() -> str:
-    return os.environ.get("ARCHS4_GTF") or str(DEMO_GTF)
-
-
-def label_sources_from_env() -> LabelSourcesResource:
-    directory = os.environ.get("ARCHS4_LABELS")
-    truth = os.environ.get("ARCHS4_LABELS_TRUTH")
-    if not os.environ.get("ARCHS4_SOURCE"):  # the demo ships its label lists and truth
-        directory = directory or str(DEMO_DIR / "labels")
-        truth = truth or str(DEMO_DIR / "labels_truth.tsv")
-    return LabelSourcesResource(directory=directory, truth_path=truth)
-
-
-def resources_from_env() -> dict[str, dg.ConfigurableResource]:
-    root = str(Warehouse.at(warehouse_root_from_env()).root)
+def resources_from_settings(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+    """Every resource, configured from validated settings."""
+    root = str(Warehouse.at(str(settings.warehouse)).root)
     return {
         "source": Archs4SourceResource(
-            path=source_path_from_env(),
-            block_size=int(os.environ.get("ARCHS4_BLOCK_SIZE", DEFAULT_BLOCK_SIZE)),
+            path=str(settings.source_path), block_size=settings.block_size
         ),
-        "annotation": GeneAnnotationResource(path=gtf_path_from_env()),
+        "annotation": GeneAnnotationResource(path=str(settings.gtf_path)),
         "normalization": NormalizationResource(
-            length_adjustment=os.environ.get("ARCHS4_LENGTH_ADJUSTMENT", "divide")  # type: ignore[arg-type]
+            length_adjustment=settings.length_adjustment  # type: ignore[arg-type]
         ),
-        "warehouse": WarehouseResource(root=root),
-        "label_sources": label_sources_from_env(),
-        "augmentation": AugmentationResource(
-            epochs=int(os.environ.get("ARCHS4_GAN_EPOCHS", "300"))
-        ),
+        "warehouse": WarehouseResource(root=root, gene_chunk_values=settings.gene_chunk_values),
+        "label_sources": label_sources(settings),
+        "augmentation": AugmentationResource(epochs=settings.gan_epochs),
         "classifier": ClassifierResource(
-            n_estimators=int(os.environ.get("ARCHS4_RF_TREES", "300")),
-            max_train_samples=int(
-                os.environ.get("ARCHS4_MAX_TRAIN_SAMPLES", DEFAULT_MAX_TRAIN_SAMPLES)
-            ),
+            n_estimators=settings.rf_trees, max_train_samples=settings.max_train_samples
         ),
         "catalog": DuckDBCatalogResource(warehouse_root=root),
     }
+
+
+def resources_from_env() -> dict[str, dg.ConfigurableResource]:
+    """Every resource, configured from the `ARCHS4_*` variables (SettingsError names a bad one)."""
+    return resources_from_settings(Settings.from_env())
+
+
+def run_inputs(
+    source: Archs4SourceResource,
+    annotation: GeneAnnotationResource,
+    label_sources: LabelSourcesResource,
+    warehouse: WarehouseResource,
+) -> RunInputs:
+    """What a run reads and writes, for `archs4.preflight.check_inputs`."""
+    return RunInputs(
+        source=Path(source.path),
+        gtf=Path(annotation.path),
+        labels=Path(label_sources.directory) if label_sources.directory else None,
+        warehouse=warehouse.get(),
+        length_method=annotation.length_method,
+    )

@@ -19,6 +19,7 @@ import pytest
 from archs4.labels import (
     IMPORT_SOURCE,
     METADATA_SOURCE,
+    LabelSourceError,
     LabelVocabulary,
     import_labels,
     labelling_quality,
@@ -410,7 +411,7 @@ def test_read_label_directory(tmp_path: Path, vocabulary: LabelVocabulary) -> No
     # costs anything.
     siha = write_tsv(
         root / "cell_lines/cervix/SiHa.tsv",
-        ["GSM999", "GSM3", "sample_x", "GSM1"],
+        ["GSM999", "GSM3", "", "GSM1"],
         body=b"\xff\xfe\x00garbage\x80\x81\n" + b"7\t" * 10_000_000 + b"\n",
     )
     brain = write_tsv(root / "tissue_types/nervous/brain.tsv", ["", "GSM4"])
@@ -462,7 +463,7 @@ def test_read_label_directory_reads_only_the_header_row(
 
 
 def test_read_label_directory_errors(tmp_path: Path, vocabulary: LabelVocabulary) -> None:
-    with pytest.raises(FileNotFoundError, match="missing"):
+    with pytest.raises(LabelSourceError, match="missing"):
         read_label_directory(tmp_path / "missing", vocabulary)
 
     empty = tmp_path / "empty"
@@ -482,10 +483,21 @@ def test_read_label_directory_errors(tmp_path: Path, vocabulary: LabelVocabulary
         read_label_directory(misplaced, vocabulary)
 
     no_gsm = tmp_path / "no_gsm"
-    bad = write_tsv(no_gsm / "tissue_types/immune/pbmc.tsv", ["GSM5", "sample1", "sample2"])
-    with pytest.raises(ValueError, match="no GSM") as error:
+    bad = write_tsv(no_gsm / "tissue_types/immune/pbmc.tsv", ["GSM5", "", " "])
+    with pytest.raises(LabelSourceError, match="no GSM") as error:
         read_label_directory(no_gsm, vocabulary)
     assert str(bad) in str(error.value)
+
+    malformed = tmp_path / "malformed"
+    bad = write_tsv(malformed / "tissue_types/immune/pbmc.tsv", ["gene", "GSM5", "sample_x"])
+    with pytest.raises(LabelSourceError, match=r"line 1, column 3: 'sample_x' is not a GSM"):
+        read_label_directory(malformed, vocabulary)
+
+    no_tsv = tmp_path / "no_tsv"
+    (no_tsv / "cell_lines/lung").mkdir(parents=True)
+    (no_tsv / "cell_lines/lung/README.txt").write_text("lists go here")
+    with pytest.raises(LabelSourceError, match=r"cell_lines/lung: label directory holds no"):
+        read_label_directory(no_tsv, vocabulary)
 
 
 # --- import ------------------------------------------------------------------------------------

@@ -56,6 +56,7 @@ def dagster_ui(tmp_path: Path):
         "ARCHS4_WAREHOUSE": str(tmp_path / "warehouse"),
         "ARCHS4_LABELS": "",
         "ARCHS4_BLOCK_SIZE": "10",
+        "ARCHS4_LOG_DIR": str(tmp_path / "logs"),
         "ARCHS4_SENSOR_STATUS": "stopped",  # the test, not the sensor, launches the runs
     }
     server = subprocess.Popen(  # dagster dev binds 127.0.0.1 by default

@@ -1,0 +1,190 @@
+"""Every `ARCHS4_*` environment variable, read and validated in one place.
+
+A mistyped value (`ARCHS4_BLOCK_SIZE=abc`, `ARCHS4_LENGTH_ADJUSTMENT=bogus`) or a mistyped name
+(`ARCHS4_BLOCKSIZE`) would otherwise surface hours later, or never, as a traceback that names
+neither. `Settings.from_env` parses every variable once, checks its type and range, and raises
+`SettingsError` naming the variable and its value; the rest of the code takes a `Settings`
+object and reads no environment itself.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from archs4.failures import InputError
+from archs4.paths import PROJECT_ROOT
+
+DEMO_DIR = PROJECT_ROOT / "data" / "demo"
+DEMO_SOURCE = DEMO_DIR / "human_gene_v2.6_demo.h5"
+DEMO_GTF = DEMO_DIR / "gencode.demo.annotation.gtf.gz"
+DEMO_LABELS = DEMO_DIR / "labels"
+DEMO_LABELS_TRUTH = DEMO_DIR / "labels_truth.tsv"
+PREFIX = "ARCHS4_"
+LENGTH_ADJUSTMENTS = ("divide", "subtract_log2", "none")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+SENSOR_STATUSES = ("running", "stopped")
+DEFAULT_LOG_DIR = Path("~/.local/state/archs4/logs").expanduser()
+
+
+class SettingsError(InputError):
+    """An `ARCHS4_*` variable with a value the warehouse cannot use; names the variable."""
+
+
+def _path(value: str) -> Path:
+    if not value.strip():
+        raise ValueError("is empty")
+    return Path(value).expanduser().absolute()
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value.strip())
+    except ValueError:
+        raise ValueError("is not a whole number") from None
+    if number < 1:
+        raise ValueError("must be at least 1")
+    return number
+
+
+def _choice(options: tuple[str, ...], *, upper: bool = False) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        normalized = value.strip().upper() if upper else value.strip()
+        if normalized not in options:
+            raise ValueError(f"must be one of {', '.join(options)}")
+        return normalized
+
+    return parse
+
+
+def _cron(value: str) -> str:
+    from dagster._utils.schedules import is_valid_cron_string
+
+    if not is_valid_cron_string(value.strip()):
+        raise ValueError("is not a cron expression (five fields, e.g. '0 3 * * *')")
+    return value.strip()
+
+
+def _dask_address(value: str) -> str:
+    if "://" not in value or not value.split("://", 1)[1]:
+        raise ValueError("must be a scheduler address such as tcp://host:8786")
+    return value.strip()
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    parse: Callable[[str], Any]
+    help: str
+
+
+VARIABLES: dict[str, Variable] = {
+    v.name: v
+    for v in [
+        Variable("source", _path, "an ARCHS4 gene-level .h5 file or a directory of them"),
+        Variable("gtf", _path, "a GENCODE/Ensembl GTF (.gtf or .gtf.gz)"),
+        Variable("labels", _path, "an ARCHS4 tissue/cell-line label download directory"),
+        Variable("labels_truth", _path, "a ground-truth label table (gsm, label, ...)"),
+        Variable("warehouse", _path, "the warehouse root"),
+        Variable("log_dir", _path, "where failure details and run logs are written"),
+        Variable("block_size", _positive_int, "samples per block"),
+        Variable("length_adjustment", _choice(LENGTH_ADJUSTMENTS), "gene-length adjustment"),
+        Variable("gene_chunk_values", _positive_int, "values per gene chunk"),
+        Variable("log_level", _choice(LOG_LEVELS, upper=True), "log level of the run logs"),
+        Variable("rf_trees", _positive_int, "trees of the Random Forest"),
+        Variable("max_train_samples", _positive_int, "train samples the models are fitted on"),
+        Variable("dask_scheduler", _dask_address, "a Dask scheduler address"),
+        Variable("gan_epochs", _positive_int, "GAN training epochs"),
+        Variable("sensor_interval", _positive_int, "seconds between release_sensor ticks"),
+        Variable("sensor_status", _choice(SENSOR_STATUSES), "default status of release_sensor"),
+        Variable("update_cron", _cron, "cron of the daily_update schedule"),
+    ]
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated configuration of one process. `None` means "not set": the demo's file,
+    a default, or nothing (see each property)."""
+
+    source: Path | None = None
+    gtf: Path | None = None
+    labels: Path | None = None
+    labels_truth: Path | None = None
+    warehouse: Path = PROJECT_ROOT / "warehouse"
+    log_dir: Path = DEFAULT_LOG_DIR
+    block_size: int = 2000
+    length_adjustment: str = "divide"
+    gene_chunk_values: int = 64 << 20
+    log_level: str = "INFO"
+    rf_trees: int = 300
+    max_train_samples: int = 20000
+    dask_scheduler: str | None = None
+    gan_epochs: int = 300
+    sensor_interval: int = 300
+    sensor_status: str = "running"
+    update_cron: str = "0 3 * * *"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Parse every `ARCHS4_*` variable of `environ` (default: the process environment)."""
+        environ = os.environ if environ is None else environ
+        known = {f"{PREFIX}{name.upper()}": name for name in VARIABLES}
+        values: dict[str, Any] = {}
+        for key, raw in environ.items():
+            if not key.startswith(PREFIX):
+                continue
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f"; did you mean {close[0]}?" if close else ""
+                raise SettingsError(f"{key}: unknown variable{hint} (known: {', '.join(known)})")
+            if raw == "":
+                continue  # an empty variable means "not set", as in make's `VAR=`
+            name = known[key]
+            try:
+                values[name] = VARIABLES[name].parse(raw)
+            except ValueError as problem:
+                raise SettingsError(f"{key}={raw!r}: {problem} ({VARIABLES[name].help})") from None
+        return cls(**values)
+
+    @staticmethod
+    def log_dir_from_env(environ: Mapping[str, str] | None = None) -> Path:
+        """`ARCHS4_LOG_DIR` alone, never raising: where to log that the other settings failed."""
+        raw = (os.environ if environ is None else environ).get(f"{PREFIX}LOG_DIR", "")
+        try:
+            return _path(raw)
+        except ValueError:
+            return DEFAULT_LOG_DIR
+
+    @property
+    def is_demo(self) -> bool:
+        """True when no source is set: the embedded demo dataset (and its labels) is used."""
+        return self.source is None
+
+    @property
+    def source_path(self) -> Path:
+        return self.source or DEMO_SOURCE
+
+    @property
+    def gtf_path(self) -> Path:
+        return self.gtf or DEMO_GTF
+
+    @property
+    def labels_path(self) -> Path | None:
+        return self.labels or (DEMO_LABELS if self.is_demo else None)
+
+    @property
+    def labels_truth_path(self) -> Path | None:
+        return self.labels_truth or (DEMO_LABELS_TRUTH if self.is_demo else None)
+
+    def as_environment(self) -> dict[str, str]:
+        """The variables that reproduce these settings (for child processes and logs)."""
+        return {
+            f"{PREFIX}{field.name.upper()}": str(getattr(self, field.name))
+            for field in fields(self)
+            if getattr(self, field.name) is not None
+        }
