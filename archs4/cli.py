@@ -1,67 +1,221 @@
-"""The `archs4` command: read-only SQL over the warehouse, and the demo dataset generator."""
+"""The `archs4` command: read-only SQL over the warehouse, and the demo dataset generator.
+
+`archs4 sql` and `archs4 similar` cannot change the warehouse: see the README, "Security model". Every
+failure is one line on standard error, `archs4 <command>: <reason>`: usage errors and refused
+statements exit 2, queries that fail exit 1, and an unexpected error exits 1 after writing its
+detail to a log file (`archs4.failures`).
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
 import os
 import sys
-from collections.abc import Sequence
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, NoReturn
 
+import duckdb
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from tabulate import tabulate
 
-from archs4.catalog import ReadOnlyQueryError, connect_read_only, run_read_only_query
-from archs4.paths import PROJECT_ROOT
+from archs4.catalog import (
+    ParameterError,
+    QueryError,
+    ReadOnlyQueryError,
+    WarehouseNotBuiltError,
+    check_read_only,
+    connect_read_only,
+    is_within,
+    local_root,
+    run_read_only_query,
+)
+from archs4.failures import failure_line, one_line
+from archs4.paths import PROJECT_ROOT, SQL_DIR
+from archs4.settings import Settings, SettingsError
 from archs4.warehouse import Warehouse
 
 OUTPUT_FORMATS = ("table", "csv", "json", "parquet")
+# --output replaces the file at its path; never a device node or /dev/stdout's link.
+SYSTEM_DIRECTORIES = (Path("/dev"), Path("/proc"), Path("/sys"))
 TABLE_ROW_LIMIT = 1000
+SQL_EPILOG = """\
+Only queries run (SELECT, WITH, FROM, VALUES, DESCRIBE, SHOW, SUMMARIZE, and EXPLAIN or EXPLAIN
+ANALYZE of those). Several statements separated by ';' run in order on the same read-only
+connection; each must be a query, and the last one's result is printed. $NAME in the query is
+bound to --param NAME=VALUE (an integer or a float when VALUE reads back exactly as written, so
+42 and 0.5 are numbers but 007, 1e5 and nan are text) or to --text NAME=VALUE (always text);
+values are bound, never spliced into the SQL. --output refuses any path that resolves inside the
+warehouse and replaces the file (never writes through a link). Exit status: 0 success, 1 the
+query failed, 2 a usage error or a refused statement."""
 
 
 class UsageError(ValueError):
-    """A bad argument from the user; printed without a traceback."""
+    """A bad argument from the user; printed without a traceback, exit status 2."""
 
 
-def warehouse_from_env() -> Warehouse:
-    return Warehouse.at(os.environ.get("ARCHS4_WAREHOUSE") or PROJECT_ROOT / "warehouse")
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (`archs4 sql: ...`), raised, not exited."""
+
+    def error(self, message: str) -> NoReturn:
+        """Raise `message` as a `UsageError`, which `main` prints as one line (exit 2)."""
+        raise UsageError(message)
 
 
-def _parse_parameters(pairs: Sequence[str]) -> dict[str, str | int | float]:
+def warehouse_from_settings(settings: Settings) -> Warehouse:
+    """The warehouse of `ARCHS4_WAREHOUSE` (default: the project's `warehouse/`)."""
+    return Warehouse.at(settings.warehouse)
+
+
+# -- arguments ------------------------------------------------------------------------------------
+
+
+def _number_or_text(value: str) -> str | int | float:
+    """`value` as an int or a finite float when it reads back exactly as written, else text.
+
+    So `42`, `-3` and `0.25` are numbers, and `007`, `1e5`, `+1`, `nan` and `inf` stay text
+    (a zip code, an identifier): an inference that would change the text never happens.
+    """
+    for cast in (int, float):
+        try:
+            number = cast(value)
+        except ValueError:
+            continue
+        if isinstance(number, float) and not math.isfinite(number):
+            return value
+        if str(number) == value:
+            return number
+    return value
+
+
+def _parse_parameters(
+    numbers_or_text: Sequence[str], texts: Sequence[str] = ()
+) -> dict[str, str | int | float]:
+    """The `--param` (number when exact, else text) and `--text` (always text) bindings."""
     parameters: dict[str, str | int | float] = {}
-    for pair in pairs:
+    given = [("--param", pair, _number_or_text) for pair in numbers_or_text]
+    given += [("--text", pair, str) for pair in texts]
+    for option, pair, convert in given:
         name, sep, value = pair.partition("=")
         if not sep or not name.isidentifier():
-            raise UsageError(f"--param expects NAME=VALUE, got {pair!r}")
-        for cast in (int, float):
-            try:
-                parameters[name] = cast(value)
-                break
-            except ValueError:
-                continue
-        else:
-            parameters[name] = value
+            raise UsageError(f"{option} expects NAME=VALUE, got {pair!r}")
+        if name in parameters:
+            raise UsageError(f"{option} {name}: ${name} is given more than once")
+        parameters[name] = convert(value)
     return parameters
 
 
-def _checked_output_path(path: str, warehouse: Warehouse, force: bool) -> Path:
-    output = Path(path).expanduser().absolute()
-    if not output.parent.is_dir():
-        raise UsageError(f"--output {path}: directory {output.parent} does not exist")
-    if output.is_dir():
-        raise UsageError(f"--output {path}: is a directory")
-    root = Path(warehouse.root.path).absolute()
-    if output == root or root in output.parents:
+def _read_sql_file(path: str) -> str:
+    """The SQL text of `-f path`; a missing file is a usage error, a binary one a query error."""
+    sql_path = Path(path)
+    if not sql_path.is_file():
+        raise UsageError(f"-f {path}: no such SQL file")
+    try:
+        data = sql_path.read_bytes()
+    except OSError as error:
+        raise UsageError(f"-f {path}: cannot read it ({error.strerror})") from None
+    if b"\0" in data:
+        raise QueryError(f"-f {path}: a binary file, not SQL text")
+    try:
+        return data.decode("utf-8-sig")  # a byte-order mark is not SQL
+    except UnicodeDecodeError as error:
+        raise QueryError(f"-f {path}: not UTF-8 text (byte {error.start})") from None
+
+
+# -- output ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OutputTarget:
+    """A checked `--output`: its resolved directory (and that directory's identity), its name."""
+
+    directory: Path
+    name: str
+    identity: tuple[int, int]  # (st_dev, st_ino) of `directory` when it was checked
+
+    @property
+    def path(self) -> Path:
+        """The destination, for messages."""
+        return self.directory / self.name
+
+
+def _checked_output_path(path: str, root: Path, force: bool) -> OutputTarget:
+    """Where `--output path` will be written: resolved, and never inside the warehouse `root`.
+
+    Both the place the file's name lives (its resolved directory) and where the path leads
+    (a symlink at the destination followed) must lie outside the resolved root. The result is
+    later renamed over the destination, so an existing link is replaced, never written through.
+    """
+    given = Path(path).expanduser()
+    absolute = given if given.is_absolute() else Path.cwd() / given
+    if absolute.name in ("", ".", ".."):
+        raise UsageError(f"--output {path}: not a file name")
+    try:
+        directory = absolute.parent.resolve(strict=True)
+    except (FileNotFoundError, NotADirectoryError):
+        raise UsageError(f"--output {path}: directory {absolute.parent} does not exist") from None
+    if not directory.is_dir():
+        raise UsageError(f"--output {path}: {absolute.parent} is not a directory")
+    destination = directory / absolute.name
+    places = (destination, destination.resolve())  # where the name lives, where it leads
+    if any(is_within(place, root) for place in places):
         raise UsageError(f"--output {path}: refusing to write inside the warehouse {root}")
-    if output.exists() and not force:
+    if destination.is_dir():
+        raise UsageError(f"--output {path}: is a directory")
+    if destination.exists() and not destination.is_file():  # a device, FIFO or socket
+        raise UsageError(f"--output {path}: not a regular file")
+    if any(is_within(place, system) for place in places for system in SYSTEM_DIRECTORIES):
+        raise UsageError(
+            f"--output {path}: refusing to replace a system file (without --output, the "
+            "result goes to standard output)"
+        )
+    if (destination.exists() or destination.is_symlink()) and not force:
         raise UsageError(f"--output {path}: file exists (use --force to overwrite)")
-    return output
+    status = directory.stat()
+    return OutputTarget(directory, absolute.name, (status.st_dev, status.st_ino))
+
+
+def _replace_atomically(target: OutputTarget, write: Callable[[IO[bytes]], None]) -> None:
+    """Write a temporary file in the checked directory with `write`, then rename it into place.
+
+    The directory is opened once and must still be the one that was checked (no link, same
+    inode), and every step is relative to it, so swapping a path component for a link after
+    the check cannot redirect the write. The rename replaces the directory entry: a symlink or
+    hardlink at the destination is replaced, never written through. A failed write leaves
+    nothing behind.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        directory = os.open(target.directory, flags)
+    except OSError as error:
+        raise UsageError(f"--output {target.path}: {error.strerror}") from None
+    try:
+        status = os.fstat(directory)
+        if (status.st_dev, status.st_ino) != target.identity:
+            raise UsageError(f"--output {target.path}: its directory changed while writing")
+        temporary = f".{target.name}.{uuid.uuid4().hex}.tmp"
+        create = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+        descriptor = os.open(temporary, create, 0o666, dir_fd=directory)  # mode: umask applies
+        try:
+            with os.fdopen(descriptor, "wb") as handle:
+                write(handle)
+            os.replace(temporary, target.name, src_dir_fd=directory, dst_dir_fd=directory)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary, dir_fd=directory)
+            raise
+    finally:
+        os.close(directory)
 
 
 def _integral_decimals_as_ints(table: pa.Table) -> pa.Table:
-    # DuckDB sums integers into HUGEINT (decimal(38, 0) in Arrow); print those as integers.
+    """HUGEINT columns (decimal(38, 0) in Arrow, e.g. DuckDB's sums of integers) as integers."""
     for index, field in enumerate(table.schema):
         if pa.types.is_decimal(field.type) and field.type.scale == 0:
             try:
@@ -73,84 +227,96 @@ def _integral_decimals_as_ints(table: pa.Table) -> pa.Table:
 
 
 def _printable(value: object) -> object:
-    # GEO fields hold tabs (ARCHS4 joins characteristics with them); keep the table aligned.
+    """`value` with tabs and newlines escaped, so GEO fields (tab-joined) keep a table aligned."""
     return value.replace("\t", "\\t").replace("\n", "\\n") if isinstance(value, str) else value
 
 
-def _write(table: pa.Table, fmt: str, output: Path | None) -> None:
-    if fmt == "table":
-        rows = [
-            {name: _printable(value) for name, value in row.items()}
-            for row in _integral_decimals_as_ints(table.slice(0, TABLE_ROW_LIMIT)).to_pylist()
-        ]
-        text = tabulate(rows, headers="keys", tablefmt="github", floatfmt=".6g", missingval="NULL")
-        more = table.num_rows - len(rows)
-        if more > 0:
-            text += f"\n... {more} more rows (use --format csv/json/parquet --output FILE)"
-        text += f"\n({table.num_rows} row{'s' if table.num_rows != 1 else ''})\n"
-        if output:
-            output.write_text(text)
+def _table_text(table: pa.Table) -> str:
+    """The first TABLE_ROW_LIMIT rows as a GitHub-style table, with a row count."""
+    rows = [
+        {name: _printable(value) for name, value in row.items()}
+        for row in _integral_decimals_as_ints(table.slice(0, TABLE_ROW_LIMIT)).to_pylist()
+    ]
+    text = tabulate(rows, headers="keys", tablefmt="github", floatfmt=".6g", missingval="NULL")
+    more = table.num_rows - len(rows)
+    if more > 0:
+        text += f"\n... {more} more rows (use --format csv/json/parquet --output FILE)"
+    return text + f"\n({table.num_rows} row{'s' if table.num_rows != 1 else ''})\n"
+
+
+def _json_text(table: pa.Table) -> str:
+    """`table` as a JSON array of row objects (Polars' writer: dates and decimals as JSON)."""
+    import polars as pl
+
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    return frame.write_json() + "\n"
+
+
+def _write(table: pa.Table, fmt: str, output: OutputTarget | None) -> None:
+    """Print `table` in `fmt`, or write it to `output` (replaced atomically)."""
+    if fmt == "parquet" and output is None:
+        raise UsageError("--format parquet needs --output FILE")
+    if output is None:
+        if fmt == "csv":
+            sys.stdout.flush()
+            pacsv.write_csv(table, sys.stdout.buffer)
         else:
-            sys.stdout.write(text)
-    elif fmt == "csv":
-        pacsv.write_csv(table, str(output) if output else sys.stdout.buffer)
-    elif fmt == "json":
-        import polars as pl
-
-        frame = pl.from_arrow(table)
-        assert isinstance(frame, pl.DataFrame)
-        text = frame.write_json()
-        if output:
-            output.write_text(text)
-        else:
-            sys.stdout.write(text + "\n")
-    else:
-        if output is None:
-            raise UsageError("--format parquet needs --output FILE")
-        pq.write_table(table, output)
+            sys.stdout.write(_table_text(table) if fmt == "table" else _json_text(table))
+        return
+    writers: dict[str, Callable[[IO[bytes]], None]] = {
+        "table": lambda handle: handle.write(_table_text(table).encode()),
+        "json": lambda handle: handle.write(_json_text(table).encode()),
+        "csv": lambda handle: pacsv.write_csv(table, handle),
+        "parquet": lambda handle: pq.write_table(table, handle),
+    }
+    _replace_atomically(output, writers[fmt])
 
 
-def command_sql(args: argparse.Namespace) -> int:
-    warehouse = warehouse_from_env()
-    if bool(args.query) == bool(args.file):
+# -- commands -------------------------------------------------------------------------------------
+
+
+def command_sql(args: argparse.Namespace, settings: Settings) -> int:
+    """`archs4 sql`: run read-only statements over the warehouse, print or write the result."""
+    warehouse = warehouse_from_settings(settings)
+    if (args.query is None) == (args.file is None):
         raise UsageError('give a query ("SELECT ...") or -f FILE.sql, not both')
-    if args.file:
-        sql_path = Path(args.file)
-        if not sql_path.is_file():
-            raise UsageError(f"-f {args.file}: no such SQL file")
-        sql = sql_path.read_text()
-    else:
-        sql = args.query
-    output = _checked_output_path(args.output, warehouse, args.force) if args.output else None
+    sql = _read_sql_file(args.file) if args.file else args.query
+    parameters = _parse_parameters(args.param, args.text)
+    if args.format == "parquet" and not args.output:
+        raise UsageError("--format parquet needs --output FILE")
+    check_read_only(sql)  # refuse a non-query before the warehouse is even opened
+    root = local_root(warehouse)
+    output = _checked_output_path(args.output, root, args.force) if args.output else None
     with connect_read_only(warehouse) as connection:
-        relation = run_read_only_query(connection, sql, _parse_parameters(args.param))
-        table = relation.to_arrow_table() if relation is not None else pa.table({})
+        table = run_read_only_query(connection, sql, parameters)
     _write(table, args.format, output)
     return 0
 
 
-SIMILAR_SQL = PROJECT_ROOT / "sql" / "analytics" / "similar_samples.sql"
+SIMILAR_SQL = SQL_DIR / "analytics" / "similar_samples.sql"
 
 
-def command_similar(args: argparse.Namespace) -> int:
+def command_similar(args: argparse.Namespace, settings: Settings) -> int:
+    """`archs4 similar`: the samples whose normalized profiles are closest to one GSM's."""
     if args.k < 1:
         raise UsageError("-k must be at least 1")
-    warehouse = warehouse_from_env()
+    warehouse = warehouse_from_settings(settings)
     with connect_read_only(warehouse) as connection:
         found = connection.execute(
             "SELECT sample_idx FROM samples WHERE gsm = $gsm", {"gsm": args.gsm}
         ).fetchall()
         if not found:
             raise UsageError(f"{args.gsm} is not a sample of the warehouse")
-        relation = run_read_only_query(
+        table = run_read_only_query(
             connection, SIMILAR_SQL.read_text(), {"sample_idx": found[0][0], "k": args.k}
         )
-        table = relation.to_arrow_table() if relation is not None else pa.table({})
     _write(table, args.format, None)
     return 0
 
 
-def command_demo_data(args: argparse.Namespace) -> int:
+def command_demo_data(args: argparse.Namespace, settings: Settings) -> int:
+    """`archs4 demo-data`: write a synthetic dataset in the ARCHS4 v2 layout."""
     from archs4.demo_data import write_demo_dataset
 
     if args.samples < 2 or args.genes < 2:
@@ -162,24 +328,42 @@ def command_demo_data(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="archs4", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    sql = commands.add_parser("sql", help="read-only SQL over the warehouse catalog")
-    sql.add_argument("query", nargs="?", help="a SELECT statement")
-    sql.add_argument("-f", "--file", help="run the query in this .sql file")
+def _add_sql_parser(commands: argparse._SubParsersAction) -> None:
+    """The `archs4 sql` subcommand, its options and the rules of its --help epilog."""
+    sql = commands.add_parser(
+        "sql",
+        help="read-only SQL over the warehouse catalog",
+        description="Run read-only SQL over the warehouse's views.",
+        epilog=SQL_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sql.add_argument("query", nargs="?", help="a query (several may be separated by ';')")
+    sql.add_argument("-f", "--file", help="run the statements in this .sql file")
     sql.add_argument("--format", choices=OUTPUT_FORMATS, default="table")
-    sql.add_argument("--output", help="write the result to this file instead of stdout")
+    sql.add_argument("--output", help="write the result to this file (outside the warehouse)")
     sql.add_argument("--force", action="store_true", help="overwrite --output if it exists")
     sql.add_argument(
         "--param",
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="bind $NAME in the query to VALUE (safely, never spliced into the SQL)",
+        help="bind $NAME to VALUE: a number when it reads back exactly as written, else text",
+    )
+    sql.add_argument(
+        "--text",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="bind $NAME to VALUE as text, always (e.g. --text zip=007)",
     )
     sql.set_defaults(handler=command_sql)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `archs4` argument parser, whose errors are one-line `UsageError`s."""
+    parser = OneLineParser(prog="archs4", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    _add_sql_parser(commands)
 
     similar = commands.add_parser(
         "similar", help="the samples most similar to a GSM (cosine of normalized profiles)"
@@ -198,18 +382,53 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+USAGE_ERRORS = (UsageError, ReadOnlyQueryError, ParameterError, WarehouseNotBuiltError)
+PERMISSION_HINT = (
+    "file access is disabled (queries read the warehouse only through its views; "
+    "write a result with --output FILE)"
+)
+
+
+def _command_name(argv: Sequence[str] | None) -> str:
+    """`archs4 <command>` for messages, even when the arguments do not parse."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    known = [word for word in words if word in ("sql", "similar", "demo-data")]
+    return f"archs4 {known[0]}" if known else "archs4"
+
+
+def _run(argv: Sequence[str] | None) -> int:
+    """Parse the arguments and run the command; exceptions go to `main`."""
     args = build_parser().parse_args(argv)
+    settings = Settings.from_env()
+    return int(args.handler(args, settings))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run `archs4`; every failure is one line on stderr and an exit status (see the module)."""
+    command = _command_name(argv)
+    status, message = 0, ""
     try:
-        return int(args.handler(args))
-    except (UsageError, ReadOnlyQueryError, FileNotFoundError) as error:
-        print(f"archs4 {args.command}: {error}", file=sys.stderr)
-        return 2
-    except Exception as error:  # DuckDB errors (syntax, missing view) are user errors here
-        if type(error).__module__.startswith(("duckdb", "_duckdb")):
-            print(f"archs4 {args.command}: {error}", file=sys.stderr)
-            return 1
-        raise
+        status = _run(argv)
+    except (*USAGE_ERRORS, SettingsError) as error:
+        status, message = 2, f"{command}: {one_line(error)}"
+    except (QueryError, duckdb.PermissionException) as error:
+        hint = f"{PERMISSION_HINT}: " if isinstance(error, duckdb.PermissionException) else ""
+        status, message = 1, f"{command}: {hint}{one_line(error)}"
+    except duckdb.Error as error:  # syntax errors, missing views, failed casts: the query's fault
+        status, message = 1, f"{command}: {one_line(error)}"
+    except Exception as error:  # a bug or the environment: one line here, the detail in a log
+        status, message = 1, failure_line(command, error, _log_dir())
+    if message:
+        print(message, file=sys.stderr)
+    return status
+
+
+def _log_dir() -> Path:
+    """Where detail logs go: `ARCHS4_LOG_DIR`, or the default when the settings do not parse."""
+    try:
+        return Settings.from_env().log_dir
+    except SettingsError:
+        return Settings().log_dir
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -74,20 +75,58 @@ def test_writes_are_refused(warehouse: Path, statement: str, capsys: pytest.Capt
     assert main(["sql", "SELECT count(*) FROM genes"]) == 0
 
 
-def test_files_outside_the_warehouse_are_not_readable(
+def test_files_are_not_readable(warehouse: Path, capsys: pytest.CaptureFixture[str]):
+    # The connection has no filesystem: neither files outside the warehouse nor its own Parquet
+    # files can be named; the data is reachable only through the views.
+    for path in ("/etc/hostname", str(warehouse / "raw" / "genes.parquet")):
+        assert main(["sql", f"SELECT * FROM read_text('{path}')"]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("archs4 sql: file access is disabled") and err.count("\n") == 1
+
+
+def test_explain_analyze_cannot_write(warehouse: Path, capsys: pytest.CaptureFixture[str]):
+    catalog = warehouse / "warehouse.duckdb"
+    before = catalog.read_bytes()
+    statement = f"EXPLAIN ANALYZE COPY (SELECT 1 AS x) TO '{catalog}' (FORMAT csv)"
+    assert main(["sql", statement]) == 2
+    assert "refused EXPLAIN of a COPY statement" in capsys.readouterr().err
+    assert catalog.read_bytes() == before
+
+
+def test_several_statements_and_text_parameters(
     warehouse: Path, capsys: pytest.CaptureFixture[str]
 ):
-    assert main(["sql", "SELECT * FROM read_text('/etc/hostname')"]) == 1
-    assert "Permission" in capsys.readouterr().err
+    assert main(["sql", "SELECT 1 AS a; SELECT 2 AS b", "--format", "csv"]) == 0
+    assert capsys.readouterr().out.splitlines() == ['"b"', "2"]
+    query = "SELECT $z AS z, typeof($z) AS t, $n AS n, typeof($n) AS u"
+    assert main(["sql", query, "--param", "z=007", "--param", "n=7", "--format", "csv"]) == 0
+    assert capsys.readouterr().out.splitlines()[1] == '"007","VARCHAR",7,"INTEGER"'
+    assert main(["sql", query, "--text", "z=1", "--text", "n=7", "--format", "csv"]) == 0
+    assert capsys.readouterr().out.splitlines()[1] == '"1","VARCHAR","7","VARCHAR"'
+
+
+def test_help_documents_text_and_several_statements(capsys: pytest.CaptureFixture[str]):
+    with pytest.raises(SystemExit) as exited:
+        main(["sql", "--help"])
+    assert exited.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--text NAME=VALUE" in out and "the last one's result is printed" in out
 
 
 def test_output_inside_the_warehouse_is_refused(
-    warehouse: Path, capsys: pytest.CaptureFixture[str]
+    warehouse: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ):
     target = warehouse / "raw" / "evil.parquet"
     assert main(["sql", "SELECT 1", "--format", "parquet", "--output", str(target)]) == 2
     assert "inside the warehouse" in capsys.readouterr().err
     assert not target.exists()
+    # Checked on the resolved path: `..` and symlinks do not get around it.
+    sneaky = tmp_path / os.path.relpath(warehouse, tmp_path) / "o.csv"  # <tmp>/../..
+    (tmp_path / "link").symlink_to(warehouse, target_is_directory=True)
+    for path in (sneaky, tmp_path / "link" / "o.csv"):
+        assert main(["sql", "SELECT 1", "--output", str(path), "--force"]) == 2
+        assert "inside the warehouse" in capsys.readouterr().err
+        assert not (warehouse / "o.csv").exists()
 
 
 def test_missing_catalog(tmp_path: Path, monkeypatch, capsys: pytest.CaptureFixture[str]):

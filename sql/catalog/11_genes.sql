@@ -1,3 +1,3 @@
 -- View `genes`: one row per gene of the source file (the gene dimension), keyed by `gene_idx`.
 CREATE OR REPLACE VIEW genes AS
-SELECT * FROM read_parquet(${raw_genes})
+SELECT * FROM ${raw_genes}

@@ -2,4 +2,4 @@
 -- included, exactly as in the source matrix. Files are sorted by gene within each block.
 CREATE OR REPLACE VIEW counts AS
 SELECT sample_idx, gene_idx, "count", block
-FROM read_parquet(${raw_counts}, hive_partitioning = true, hive_types_autocast = false)
+FROM ${raw_counts}

@@ -10,6 +10,6 @@ SELECT
     max(source_column) + 1 AS column_stop,
     min(sample_idx) AS sample_idx_start,
     count(*) AS n_samples
-FROM read_parquet(${raw_sample_registry})
+FROM ${raw_sample_registry}
 GROUP BY block
 ORDER BY block

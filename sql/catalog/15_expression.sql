@@ -3,4 +3,4 @@
 -- adjusted for the gene's length (default: divided by its length in kb).
 CREATE OR REPLACE VIEW expression AS
 SELECT sample_idx, gene_idx, value, block
-FROM read_parquet(${normalized_expression}, hive_partitioning = true, hive_types_autocast = false)
+FROM ${normalized_expression}

@@ -2,4 +2,4 @@
 -- values, the signal) and `mean_cosine` (the mean pairwise cosine similarity of the full profiles
 -- of the 100 samples around its 95th-percentile rank, the coherence), with ranks (1 = highest).
 CREATE OR REPLACE VIEW gene_metrics AS
-SELECT * FROM read_parquet(${metrics_gene_metrics})
+SELECT * FROM ${metrics_gene_metrics}

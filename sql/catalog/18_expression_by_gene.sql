@@ -2,4 +2,4 @@
 -- genes, all samples of a gene together): the fast way to ask about one gene across all samples.
 CREATE OR REPLACE VIEW expression_by_gene AS
 SELECT sample_idx, gene_idx, value
-FROM read_parquet(${normalized_expression_by_gene}, hive_partitioning = false)
+FROM ${normalized_expression_by_gene}

@@ -2,4 +2,4 @@
 -- `random_forest` (ours), `baseline_original` (the original configuration, same test split) and
 -- `baseline_original_random_split` (the original configuration on its own random split).
 CREATE OR REPLACE VIEW model_evaluation AS
-SELECT * FROM read_parquet(${model_model_evaluation})
+SELECT * FROM ${model_model_evaluation}

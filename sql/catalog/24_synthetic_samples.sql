@@ -2,4 +2,4 @@
 -- (synthetic sample, feature of the classifier's feature space). Synthetic: never in
 -- validation, test or any view of real samples.
 CREATE OR REPLACE VIEW synthetic_samples AS
-SELECT * FROM read_parquet(${model_synthetic_samples})
+SELECT * FROM ${model_synthetic_samples}

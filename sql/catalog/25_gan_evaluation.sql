@@ -3,4 +3,4 @@
 -- and usefulness on the real test split (f1_mean/<method>, f1_std/<method>,
 -- average_precision_mean/<method>, average_precision_std/<method>).
 CREATE OR REPLACE VIEW gan_evaluation AS
-SELECT * FROM read_parquet(${model_gan_evaluation})
+SELECT * FROM ${model_gan_evaluation}
