@@ -9,7 +9,7 @@ export ARCHS4_WAREHOUSE ?= $(CURDIR)/warehouse
 export ARCHS4_LOG_DIR ?= $(CURDIR)/logs
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: install run test ui update bench lint format chromium clean
+.PHONY: install run rebuild test ui update bench rehearsal lint format chromium clean
 
 install: $(STAMP)
 
@@ -27,22 +27,33 @@ $(DAGSTER_HOME):
 	@test -f $(DAGSTER_HOME)/dagster.yaml || cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
 # The headless commands print one line on failure; the detail goes to a log in ARCHS4_LOG_DIR.
+# RUN_FLAGS=--quiet drops the progress lines.
+RUN_FLAGS ?=
 run: install | $(DAGSTER_HOME)
-	@$(BIN)/python -m dagster_project.headless run
+	@$(BIN)/python -m dagster_project.headless run $(RUN_FLAGS)
 
 test: install chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
 
+# Recompute everything, the fitted assets (target, splits, models) too.
+rebuild: install | $(DAGSTER_HOME)
+	@$(BIN)/python -m dagster_project.headless run --rebuild $(RUN_FLAGS)
+
 update: install | $(DAGSTER_HOME)
-	@$(BIN)/python -m dagster_project.headless update
+	@$(BIN)/python -m dagster_project.headless update $(RUN_FLAGS)
 
 ui: install | $(DAGSTER_HOME)
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 bench: install
 	$(BIN)/python -m benchmarks.run
+
+# The real `make run` on a generated 50,000 x 60,000 release (~1 h on 2 cores, ~35 GB of disk
+# while it runs); writes benchmarks/results/rehearsal.json, then removes what it generated.
+rehearsal: install
+	$(BIN)/python -m benchmarks.rehearsal $(REHEARSAL_FLAGS)
 
 # The browser test drives Debian's Chromium (never a browser a tool downloads itself).
 chromium:

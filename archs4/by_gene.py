@@ -16,6 +16,7 @@ once, and memory is one chunk, whose size is set by a budget of values rather th
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from archs4.expression import EXPRESSION_DATASET
 from archs4.warehouse import GENES_PER_ROW_GROUP, Warehouse, block_key
 
 EXPRESSION_BY_GENE_DATASET = "normalized/expression_by_gene"
+EXPRESSION_BY_GENE_MANIFEST = "normalized/expression_by_gene.json"
 CHUNK = "chunk"
 # Values per gene chunk (float32): 64M = 256 MB, a few times that in working memory; at
 # 900,000 samples that is 64 genes, one row group of the block files (ARCHS4_GENE_CHUNK_VALUES).
@@ -155,7 +157,20 @@ def build_expression_by_gene(
         if key not in planned:  # a chunk of an earlier, differently sized plan
             path = warehouse.partition_path(EXPRESSION_BY_GENE_DATASET, CHUNK, key)
             warehouse.fs.rm(path.parent.path, recursive=True)
+    _write_manifest(warehouse, chunks, n_samples)
     return chunks
+
+
+def _write_manifest(warehouse: Warehouse, chunks: list[GeneChunk], n_samples: int) -> None:
+    # Written last: the copy is complete once its manifest is newer than every block file, so
+    # a copy interrupted half-way (chunks written, later ones missing) is never taken as done.
+    manifest = {
+        "n_samples": n_samples,
+        "n_genes": int(sum(chunk.gene_idx.size for chunk in chunks)),
+        "chunks": [chunk.key for chunk in chunks],
+    }
+    with warehouse.atomic_file(warehouse.root / EXPRESSION_BY_GENE_MANIFEST) as handle:
+        handle.write(json.dumps(manifest, indent=1).encode())
 
 
 def iter_gene_chunks(warehouse: Warehouse) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:

@@ -60,7 +60,6 @@ from typing import Any, BinaryIO
 import numpy as np
 import polars as pl
 import sklearn
-import skops.io
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.metrics import (
     average_precision_score,
@@ -396,6 +395,8 @@ def save_model(model: RandomForestClassifier, target: str | os.PathLike[str] | B
     """
     if not isinstance(model, RandomForestClassifier):
         raise TypeError(f"expected a RandomForestClassifier, got {type(model).__name__}")
+    import skops.io  # ~7 s to import (it loads sklearn's array-API layer); only when saving
+
     payload = skops.io.dumps(model, compression=zipfile.ZIP_DEFLATED)
     write_payload(target, _without_timestamps(payload))
 
@@ -419,6 +420,8 @@ def load_model(source: str | os.PathLike[str] | BinaryIO) -> RandomForestClassif
     name = source_name(source)
     payload = read_payload(source)
     _check_declared_types(payload, name)
+    import skops.io  # imported here for the same reason as in save_model
+
     untrusted = skops.io.get_untrusted_types(data=payload)
     for type_name in untrusted:
         if type_name not in ALLOWED_MODEL_TYPES:

@@ -10,15 +10,22 @@ nor 100 full profiles per gene.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 
-from archs4.by_gene import iter_gene_chunk_values, iter_gene_chunks
+from archs4.by_gene import (
+    CHUNK,
+    EXPRESSION_BY_GENE_DATASET,
+    iter_gene_chunk_values,
+    iter_gene_chunks,
+)
 from archs4.expression import EXPRESSION_DATASET
 from archs4.gene_metrics import CosineAccumulator, GeneWindows, concat_windows, gene_windows
 from archs4.gene_metrics import sample_norms as block_sample_norms
+from archs4.progress import Progress
 from archs4.warehouse import Warehouse
 
 GENE_METRICS_TABLE = "metrics/gene_metrics"
@@ -45,13 +52,20 @@ def sample_norms(warehouse: Warehouse, blocks: list[str]) -> tuple[np.ndarray, n
 
 
 def compute_gene_metrics(
-    warehouse: Warehouse, blocks: list[str], genes: pl.DataFrame
+    warehouse: Warehouse,
+    blocks: list[str],
+    genes: pl.DataFrame,
+    report: Callable[[str], None] | None = None,
 ) -> GeneMetrics:
     """p95 and mean window cosine of every gene of the gene-clustered copy of `expression`.
 
-    `genes` supplies `gene_idx`, `ensembl_id`, `symbol` and `biotype` for the output.
+    `genes` supplies `gene_idx`, `ensembl_id`, `symbol` and `biotype` for the output; `report`
+    gets a progress line per gene chunk of each of the two passes.
     """
     norm_ids, norms = sample_norms(warehouse, blocks)
+    n_chunks = len(warehouse.partition_keys(EXPRESSION_BY_GENE_DATASET, CHUNK))
+    say = report or (lambda _line: None)
+    windows_pass = Progress("gene_metrics: windows, gene chunk", n_chunks, say, "genes")
     parts: list[GeneWindows] = []
     shapes: list[tuple[int, int]] = []
     for values, sample_idx, gene_idx in iter_gene_chunks(warehouse):
@@ -59,6 +73,7 @@ def compute_gene_metrics(
             raise ValueError("the gene-clustered copy and the expression blocks hold other samples")
         parts.append(gene_windows(values, sample_idx, gene_idx))
         shapes.append(values.shape)
+        windows_pass.step(int(gene_idx.size))
     if not parts:
         raise ValueError("the gene-clustered copy of expression is empty")
     windows = concat_windows(parts)
@@ -66,10 +81,27 @@ def compute_gene_metrics(
     accumulator = CosineAccumulator(
         windows, norms, product_dtype=np.float32, threads=os.cpu_count() or 1
     )
+    cosine_pass = Progress("gene_metrics: window cosines, gene chunk", n_chunks, say, "genes")
     for values in iter_gene_chunk_values(warehouse, shapes):
         accumulator.add_feature_chunk(values)
-    mean_cosine = accumulator.mean_cosine()
+        cosine_pass.step(int(values.shape[0]))
     n_samples = norm_ids.size
+    metrics = _metrics_frame(windows, accumulator.mean_cosine(), n_samples, genes)
+    k = windows.window_size
+    window_rows = pl.DataFrame(
+        {
+            "gene_idx": np.repeat(windows.gene_idx, k).astype(np.int32),
+            "window_position": np.tile(np.arange(k, dtype=np.int32), windows.gene_idx.size),
+            "sample_idx": norm_ids[windows.members.ravel()].astype(np.int32),
+        }
+    )
+    return GeneMetrics(metrics, window_rows, n_samples)
+
+
+def _metrics_frame(
+    windows: GeneWindows, mean_cosine: np.ndarray, n_samples: int, genes: pl.DataFrame
+) -> pl.DataFrame:
+    """The `gene_metrics` table: one row per gene with its ranks and window bounds."""
     metrics = (
         pl.DataFrame(
             {
@@ -108,12 +140,4 @@ def compute_gene_metrics(
         )
         .sort("gene_idx")
     )
-    k = windows.window_size
-    window_rows = pl.DataFrame(
-        {
-            "gene_idx": np.repeat(windows.gene_idx, k).astype(np.int32),
-            "window_position": np.tile(np.arange(k, dtype=np.int32), windows.gene_idx.size),
-            "sample_idx": norm_ids[windows.members.ravel()].astype(np.int32),
-        }
-    )
-    return GeneMetrics(metrics, window_rows, n_samples)
+    return metrics

@@ -213,15 +213,8 @@ class Archs4Source:
                 f"axis of {EXPRESSION_KEY}",
             )
 
-    def _validate(self) -> SourceInfo:
-        expression = self._dataset(EXPRESSION_KEY)
-        gene_id_key = self._first_key(GENE_ID_KEYS, required=True)
-        symbol_key = self._first_key(GENE_SYMBOL_KEYS, required=True)
-        self._dataset(GSM_KEY)
-        self._dataset(SERIES_KEY)
-        aligned_key = self._first_key(ALIGNED_READS_KEYS, required=False)
-        assert gene_id_key is not None and symbol_key is not None
-
+    def _check_matrix(self, expression: h5py.Dataset) -> tuple[int, int]:
+        """The count matrix is a non-empty 2-D unsigned integer matrix; its (genes, samples)."""
         if expression.ndim != 2:
             raise Archs4FormatError(
                 self.path,
@@ -239,6 +232,18 @@ class Archs4Source:
             raise Archs4FormatError(
                 self.path, EXPRESSION_KEY, f"empty matrix of shape {expression.shape}"
             )
+        return int(n_genes), int(n_samples)
+
+    def _validate(self) -> SourceInfo:
+        expression = self._dataset(EXPRESSION_KEY)
+        gene_id_key = self._first_key(GENE_ID_KEYS, required=True)
+        symbol_key = self._first_key(GENE_SYMBOL_KEYS, required=True)
+        self._dataset(GSM_KEY)
+        self._dataset(SERIES_KEY)
+        aligned_key = self._first_key(ALIGNED_READS_KEYS, required=False)
+        assert gene_id_key is not None and symbol_key is not None
+
+        n_genes, n_samples = self._check_matrix(expression)
         n_gene_meta = self._dataset(gene_id_key).shape[0] if self._dataset(gene_id_key).ndim else 0
         n_sample_meta = self._dataset(GSM_KEY).shape[0] if self._dataset(GSM_KEY).ndim else 0
         if (n_gene_meta, n_sample_meta) == (n_samples, n_genes) and n_genes != n_samples:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from archs4.budget import physical_memory_bytes
 from archs4.failures import InputError
 from archs4.paths import PROJECT_ROOT
 
@@ -48,6 +49,16 @@ def _positive_int(value: str) -> int:
         raise ValueError("is not a whole number") from None
     if number < 1:
         raise ValueError("must be at least 1")
+    return number
+
+
+def _positive_float(value: str) -> float:
+    try:
+        number = float(value.strip())
+    except ValueError:
+        raise ValueError("is not a number") from None
+    if not number > 0 or number == float("inf"):
+        raise ValueError("must be a positive number")
     return number
 
 
@@ -92,6 +103,8 @@ VARIABLES: dict[str, Variable] = {
         Variable("warehouse", _path, "the warehouse root"),
         Variable("log_dir", _path, "where failure details and run logs are written"),
         Variable("block_size", _positive_int, "samples per block"),
+        Variable("workers", _positive_int, "block runs at once (default: the CPU count)"),
+        Variable("memory_gb", _positive_float, "memory budget of the block workers, in GB"),
         Variable("length_adjustment", _choice(LENGTH_ADJUSTMENTS), "gene-length adjustment"),
         Variable("gene_chunk_values", _positive_int, "values per gene chunk"),
         Variable("log_level", _choice(LOG_LEVELS, upper=True), "log level of the run logs"),
@@ -118,6 +131,8 @@ class Settings:
     warehouse: Path = PROJECT_ROOT / "warehouse"
     log_dir: Path = DEFAULT_LOG_DIR
     block_size: int = 2000
+    workers: int | None = None
+    memory_gb: float | None = None
     length_adjustment: str = "divide"
     gene_chunk_values: int = 64 << 20
     log_level: str = "INFO"
@@ -180,6 +195,18 @@ class Settings:
     @property
     def labels_truth_path(self) -> Path | None:
         return self.labels_truth or (DEMO_LABELS_TRUTH if self.is_demo else None)
+
+    @property
+    def worker_count(self) -> int:
+        """`ARCHS4_WORKERS`, by default one per CPU core."""
+        return self.workers or os.cpu_count() or 1
+
+    @property
+    def memory_budget_bytes(self) -> int:
+        """`ARCHS4_MEMORY_GB`, by default three quarters of the machine's memory."""
+        if self.memory_gb is not None:
+            return int(self.memory_gb * 1e9)
+        return physical_memory_bytes() * 3 // 4
 
     def as_environment(self) -> dict[str, str]:
         """The variables that reproduce these settings (for child processes and logs)."""

@@ -26,6 +26,7 @@ from archs4.preflight import INPUT_ERRORS, RunInputs, check_inputs
 from archs4.releases import is_registered, newest_release
 from archs4.settings import Settings
 from archs4.warehouse import Warehouse
+from dagster_project.outputs import refreshed_assets
 from dagster_project.partitions import SAMPLE_BLOCKS, sample_blocks
 from dagster_project.resources import (
     Archs4SourceResource,
@@ -38,6 +39,8 @@ from dagster_project.resources import (
 REGISTER_JOB = "register_release"
 BLOCK_JOB = "ingest_block"
 REFRESH_JOB = "refresh_warehouse"
+RAW_BLOCKS_JOB = "ingest_raw_blocks"
+NORMALIZE_BLOCKS_JOB = "normalize_blocks"
 BLOCK_DATASETS = (SAMPLES_DATASET, COUNTS_DATASET, EXPRESSION_DATASET)
 IN_PROGRESS = [
     dg.DagsterRunStatus.QUEUED,
@@ -59,17 +62,26 @@ block_job = dg.define_asset_job(
 )
 refresh_job = dg.define_asset_job(
     REFRESH_JOB,
-    selection=[
-        "expression_by_gene",
-        "gene_metrics",
-        "sample_labels",
-        "sample_features",
-        "predictions",
-        "warehouse_catalog",
-    ],
+    selection=refreshed_assets(),
     description="Refresh the cross-sample assets over every block, fitted assets kept frozen.",
 )
-JOBS = [register_job, block_job, refresh_job]
+# The two block stages of `make run` (their blocks go to the run queue as one backfill); one
+# block per run, its steps in the run's own process (no process per step to start).
+raw_blocks_job = dg.define_asset_job(
+    RAW_BLOCKS_JOB,
+    selection=["samples", "counts"],
+    partitions_def=sample_blocks,
+    executor_def=dg.in_process_executor,
+    description="Read one sample block of the release and write its samples and counts.",
+)
+normalize_blocks_job = dg.define_asset_job(
+    NORMALIZE_BLOCKS_JOB,
+    selection=["expression"],
+    partitions_def=sample_blocks,
+    executor_def=dg.in_process_executor,
+    description="Normalize one committed counts block against the frozen target.",
+)
+JOBS = [register_job, block_job, refresh_job, raw_blocks_job, normalize_blocks_job]
 
 
 def _in_progress(instance: dg.DagsterInstance, job_name: str) -> list[dg.DagsterRun]:
@@ -102,6 +114,9 @@ def reconcile(
     A new or changed release has every input checked before its registration is asked for
     (`archs4.preflight`), so invalid input raises here and no run starts."""
     store = inputs.warehouse
+    if any(_in_progress(instance, job) for job in (RAW_BLOCKS_JOB, NORMALIZE_BLOCKS_JOB)):
+        log("a `make run` is processing blocks: waiting for it")
+        return [], []
     release = newest_release(inputs.source)
     if not is_registered(store, release):
         if _in_progress(instance, REGISTER_JOB):

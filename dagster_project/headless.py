@@ -1,8 +1,12 @@
 """Headless runs, recorded in the same Dagster instance (`DAGSTER_HOME`) the UI shows.
 
-`run` (`make run`) materializes the whole asset graph, stage by stage: partitioned layers one
-block per run, as a backfill from the UI would, unpartitioned layers once after the blocks they
-read. With no `ARCHS4_SOURCE`, the embedded demo dataset is generated first under `data/demo/`.
+`run` (`make run`) brings the whole asset graph up to date, stage by stage
+(`dagster_project.plan`): block-partitioned layers one block per run, as a backfill from the UI
+would, unpartitioned assets one run each; only what is missing or stale runs, so an
+interrupted run resumes and a current warehouse is left as it is (`--rebuild`, `make rebuild`,
+recomputes everything). Each stage and block prints a progress line (rate, ETA) unless
+`--quiet`. With no `ARCHS4_SOURCE`, the embedded demo dataset is generated first under
+`data/demo/`.
 
 The definitions module is imported only once the settings are valid: it builds the code
 location at import, so a bad variable would otherwise end in a traceback instead of one line.
@@ -16,45 +20,34 @@ import argparse
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import dagster as dg
+import pyarrow.parquet as pq
+from dagster._core.definitions.assets.graph.asset_graph import AssetGraph
 
+from archs4.blocks import block_plans, read_registry
+from archs4.budget import physical_memory_bytes, workers_within_budget
 from archs4.failures import failure_line, one_line
+from archs4.ingest import GENES_TABLE
 from archs4.preflight import INPUT_ERRORS, check_inputs
 from archs4.process_exit import exit_without_teardown
+from archs4.progress import Progress, duration
 from archs4.settings import DEMO_DIR, DEMO_SOURCE, Settings, SettingsError
-from dagster_project.automation import reconcile
+from archs4.warehouse import Warehouse
+from dagster_project.automation import NORMALIZE_BLOCKS_JOB, RAW_BLOCKS_JOB, reconcile
+from dagster_project.block_queue import run_blocks_on_the_queue
 from dagster_project.partitions import SAMPLE_BLOCKS
+from dagster_project.plan import (
+    Stage,
+    WarehouseState,
+    asset_is_pending,
+    blocks_to_run,
+    plan_stages,
+)
 from dagster_project.resources import resources_from_settings, run_inputs
 from dagster_project.run_log import run_log
-
-# Stages in dependency order: unpartitioned assets, or block-partitioned ones run per block.
-STAGES: list[tuple[list[str], bool]] = [
-    (["source_release", "gene_lengths", "genes"], False),
-    (["samples", "counts"], True),
-    (["qn_target"], False),
-    (["expression"], True),
-    (
-        [
-            "expression_by_gene",
-            "gene_metrics",
-            "sample_labels",
-            "sample_splits",
-            "feature_space",
-            "sample_features",
-            "label_classifier",
-            "gan_model",
-            "synthetic_samples",
-            "augmented_training_set",
-            "rf_gan_augmented",
-            "model_evaluation",
-            "gan_evaluation",
-            "predictions",
-            "warehouse_catalog",
-        ],
-        False,
-    ),
-]
 
 
 class PipelineError(RuntimeError):
@@ -70,7 +63,9 @@ def _materialize(
     resources: dict,
     keys: Sequence[str],
     partition_key: str | None = None,
+    *,
     log_level: str = "INFO",
+    config: dict | None = None,
 ) -> None:
     from dagster_project.definitions import all_assets, all_checks
 
@@ -81,7 +76,7 @@ def _materialize(
         instance=instance,
         resources=resources,
         raise_on_error=False,
-        run_config=_run_config(log_level),
+        run_config={**_run_config(log_level), **(config or {})},
     )
     where = f" (block {partition_key})" if partition_key else ""
     _raise_on_failure(result, f"materializing {', '.join(keys)}{where}")
@@ -122,38 +117,152 @@ def ensure_demo_source(settings: Settings, say: Callable[[str], None] = print) -
     write_demo_dataset(DEMO_DIR)
 
 
+def graph_stages() -> list[Stage]:
+    """The stages of the whole asset graph (`dagster_project.plan`)."""
+    return plan_stages(_asset_graph())
+
+
+def _asset_graph() -> AssetGraph:
+    from dagster_project.definitions import all_assets
+
+    return AssetGraph.from_assets(all_assets)
+
+
+def _warehouse_state(resources: dict) -> WarehouseState:
+    graph = _asset_graph()
+    labels = resources["label_sources"].directory
+    return WarehouseState(
+        store=resources["warehouse"].get(),
+        release=resources["source"].release_path(),
+        inputs={
+            "source": resources["source"].release_path(),
+            "gtf": Path(resources["annotation"].path),
+            "labels": Path(labels) if labels else None,
+        },
+        parents={
+            key.to_user_string(): {p.to_user_string() for p in graph.get(key).parent_keys}
+            for key in graph.get_all_asset_keys()
+        },
+    )
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How `make run` goes: the Dagster log level, where progress lines go, and whether to
+    recompute everything (`make rebuild`) instead of only what is missing or stale."""
+
+    log_level: str = "INFO"
+    say: Callable[[str], None] = lambda _line: None
+    rebuild: bool = False
+    workers: int = 1
+    memory_budget_bytes: int = physical_memory_bytes() * 3 // 4
+
+
+def _run_block_stage(
+    instance: dg.DagsterInstance, resources: dict, stage: Stage, title: str, options: RunOptions
+) -> None:
+    store = resources["warehouse"].get()
+    plans = {plan.block: plan for plan in block_plans(read_registry(store))}
+    known = set(instance.get_dynamic_partitions(SAMPLE_BLOCKS))
+    instance.add_dynamic_partitions(SAMPLE_BLOCKS, [b for b in plans if b not in known])
+    blocks = blocks_to_run(stage, store, options.rebuild)
+    if not blocks:
+        options.say(f"{title} {', '.join(stage.assets)}: all {len(plans)} blocks committed")
+        return
+    progress = Progress(
+        f"{title} {', '.join(stage.assets)}: block",
+        total=len(blocks),
+        report=options.say,
+        total_units=sum(plans[b].n_samples for b in blocks),
+    )
+    workers = workers_within_budget(
+        options.workers,
+        options.memory_budget_bytes,
+        _n_genes(store),
+        max(plans[b].n_samples for b in blocks),
+    )
+    # Each queued run is a process that loads the code location (~5-10 s on 2 cores), so the
+    # queue pays only when every worker gets several blocks.
+    if workers > 1 and len(blocks) >= QUEUE_BLOCKS_PER_WORKER * workers:
+        options.say(f"{title}: {len(blocks)} blocks on the run queue, {workers} at a time")
+        run_blocks_on_the_queue(
+            instance,
+            BLOCK_STAGE_JOBS[frozenset(stage.assets)],
+            blocks,
+            workers,
+            lambda block: progress.step(plans[block].n_samples, block),
+        )
+        return
+    for block in blocks:
+        _materialize(instance, resources, stage.assets, block, log_level=options.log_level)
+        progress.step(plans[block].n_samples, block)
+
+
+QUEUE_BLOCKS_PER_WORKER = 4
+BLOCK_STAGE_JOBS = {
+    frozenset({"samples", "counts"}): RAW_BLOCKS_JOB,
+    frozenset({"expression"}): NORMALIZE_BLOCKS_JOB,
+}
+
+
+def _n_genes(store: Warehouse) -> int:
+    with store.fs.open(store.table_path(GENES_TABLE).path, "rb") as handle:
+        return pq.read_metadata(handle).num_rows
+
+
+def _run_asset_stage(
+    instance: dg.DagsterInstance, resources: dict, stage: Stage, title: str, options: RunOptions
+) -> None:
+    state = _warehouse_state(resources)
+    current = []
+    for number, name in enumerate(stage.assets, start=1):
+        if not options.rebuild and not asset_is_pending(name, state):
+            current.append(name)
+            continue
+        started = time.perf_counter()
+        config = RECOMPUTE_TARGET if options.rebuild and name == "qn_target" else {}
+        _materialize(instance, resources, [name], log_level=options.log_level, config=config)
+        elapsed = duration(time.perf_counter() - started)
+        options.say(f"{title} {name} ({number}/{len(stage.assets)}): done in {elapsed}")
+    if current:
+        options.say(f"{title}: {len(current)} of {len(stage.assets)} assets current")
+
+
+RECOMPUTE_TARGET = {"ops": {"qn_target": {"config": {"recompute": True}}}}
+
+
 def materialize_stages(
     instance: dg.DagsterInstance,
     resources: dict,
-    stages: Sequence[tuple[list[str], bool]],
-    log_level: str = "INFO",
+    stages: Sequence[Stage],
+    options: RunOptions | None = None,
 ) -> list[str]:
-    """Materialize `stages` (a prefix of `STAGES`) in order; returns the block keys."""
-    blocks: list[str] = []
-    for keys, per_block in stages:
-        if not per_block:
-            _materialize(instance, resources, keys, log_level=log_level)
-            continue
-        blocks = sorted(instance.get_dynamic_partitions(SAMPLE_BLOCKS))
-        for block in blocks:
-            _materialize(instance, resources, keys, partition_key=block, log_level=log_level)
-    return blocks
+    """Run what `stages` still have to do, in order; returns every registered block key."""
+    options = options or RunOptions()
+    for number, stage in enumerate(stages, start=1):
+        title = f"stage {number}/{len(stages)}"
+        run = _run_block_stage if stage.per_block else _run_asset_stage
+        run(instance, resources, stage, title, options)
+    store = resources["warehouse"].get()
+    return [plan.block for plan in block_plans(read_registry(store))]
 
 
 def materialize_everything(
-    instance: dg.DagsterInstance, resources: dict, log_level: str = "INFO"
+    instance: dg.DagsterInstance, resources: dict, options: RunOptions | None = None
 ) -> list[str]:
-    """Materialize every layer, stage by stage; returns the block keys."""
-    return materialize_stages(instance, resources, STAGES, log_level)
+    """Bring every asset of the graph up to date (or recompute all with `rebuild`); returns
+    the block keys."""
+    return materialize_stages(instance, resources, graph_stages(), options)
 
 
 MAX_UPDATE_CYCLES = 6  # register, blocks, refresh: three when nothing fails
 
 
 def update_warehouse(
-    instance: dg.DagsterInstance, resources: dict, log_level: str = "INFO"
+    instance: dg.DagsterInstance, resources: dict, options: RunOptions | None = None
 ) -> list[str]:
     """Run update cycles until the warehouse is current; returns what ran."""
+    options = options or RunOptions()
     from dagster_project.definitions import build_definitions
 
     definitions = build_definitions(resources)
@@ -164,12 +273,13 @@ def update_warehouse(
         resources["warehouse"],
     )
     ran: list[str] = []
-    for _ in range(MAX_UPDATE_CYCLES):
-        requests, partitions = reconcile(instance, inputs)
+    for cycle in range(1, MAX_UPDATE_CYCLES + 1):
+        requests, partitions = reconcile(instance, inputs, options.say)
         if partitions:
             instance.add_dynamic_partitions(SAMPLE_BLOCKS, partitions)
         if not requests:
             return ran
+        progress = Progress(f"update cycle {cycle}: run", len(requests), options.say, "runs")
         for request in requests:
             job = definitions.resolve_job_def(request.job_name or "")
             result = job.execute_in_process(
@@ -177,17 +287,18 @@ def update_warehouse(
                 partition_key=request.partition_key,
                 tags=dict(request.tags),
                 raise_on_error=False,
-                run_config=_run_config(log_level),
+                run_config=_run_config(options.log_level),
             )
             label = request.job_name + (
                 f"[{request.partition_key}]" if request.partition_key else ""
             )
             _raise_on_failure(result, label)
             ran.append(label)
+            progress.step(label=label)
     raise PipelineError(f"the warehouse is not current after {MAX_UPDATE_CYCLES} update cycles")
 
 
-def _run_command(command: str, settings: Settings) -> str:
+def _run_command(command: str, settings: Settings, options: RunOptions) -> str:
     """Check every input, then run `command`; the line to print when it succeeds."""
     resources = resources_from_settings(settings)
     check_inputs(
@@ -201,9 +312,9 @@ def _run_command(command: str, settings: Settings) -> str:
     started = time.perf_counter()
     with dg.DagsterInstance.get() as instance:
         if command == "update":
-            ran = update_warehouse(instance, resources, settings.log_level)
-            return "the warehouse is current" + (f"; ran {', '.join(ran)}" if ran else "")
-        blocks = materialize_everything(instance, resources, settings.log_level)
+            ran = update_warehouse(instance, resources, options)
+            return "the warehouse is current" + (f"; ran {len(ran)} runs" if ran else "")
+        blocks = materialize_everything(instance, resources, options)
     root = settings.warehouse
     return (
         f"\nBuilt the warehouse at {root} in {time.perf_counter() - started:.0f} s: "
@@ -221,26 +332,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "command",
         choices=["run", "update"],
-        help="run: materialize the whole asset graph; update: bring it up to date incrementally",
+        help="run: bring every asset up to date (only what is missing or stale); "
+        "update: register a new release and refresh incrementally",
     )
-    command = parser.parse_args(argv).command
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    parser.add_argument(
+        "--rebuild", action="store_true", help="run: recompute everything, fitted assets too"
+    )
+    arguments = parser.parse_args(argv)
+    command = arguments.command
     name = f"archs4 {command}"
     try:
         settings = Settings.from_env()
     except SettingsError as error:
         print(failure_line(name, error, Settings.log_dir_from_env()), file=sys.stderr)
         return 2
-    with run_log(settings.log_dir, command) as log:
+    with run_log(settings.log_dir, command, quiet=arguments.quiet) as log:
+        options = RunOptions(
+            settings.log_level,
+            log.say,
+            arguments.rebuild,
+            settings.worker_count,
+            settings.memory_budget_bytes,
+        )
         try:
             ensure_demo_source(settings, log.say)
-            message = _run_command(command, settings)
+            message = _run_command(command, settings, options)
         except INPUT_ERRORS as error:
             log.terminal.write(log.failure(name, error) + "\n")
             return 2
         except Exception as error:  # a failed stage or check, or a bug: one line, detail logged
             log.terminal.write(log.failure(name, error) + "\n")
             return 1
-        log.say(f"{message}\n(run log: {log.path})")
+        log.terminal_out.write(f"{message}\n(run log: {log.path})\n")
     return 0
 
 

@@ -4,10 +4,15 @@ import dagster as dg
 import duckdb
 import polars as pl
 
-from archs4.by_gene import EXPRESSION_BY_GENE_DATASET, build_expression_by_gene
+from archs4.by_gene import (
+    EXPRESSION_BY_GENE_DATASET,
+    build_expression_by_gene,
+    plan_gene_chunks,
+)
 from archs4.expression import EXPRESSION_DATASET
 from archs4.ingest import GENES_TABLE
 from archs4.metrics_table import GENE_METRICS_TABLE, GENE_WINDOWS_TABLE, compute_gene_metrics
+from archs4.progress import Progress
 from dagster_project.normalized import expression
 from dagster_project.plots import metrics_figure_markdown
 from dagster_project.quality import check_query, validate
@@ -44,13 +49,21 @@ def expression_by_gene(
     blocks = store.blocks_present(EXPRESSION_DATASET)
     genes = _genes_with_length(store)
     n_samples = _n_samples(store)
+    gene_idx = genes["gene_idx"].to_numpy()
+    progress = Progress(
+        "expression_by_gene: gene chunk",
+        total=len(plan_gene_chunks(gene_idx, n_samples, warehouse.gene_chunk_values)),
+        report=context.log.info,
+        unit="genes",
+        total_units=int(gene_idx.size),
+    )
     chunks = build_expression_by_gene(
         store,
         blocks,
-        genes["gene_idx"].to_numpy(),
+        gene_idx,
         n_samples,
         values_per_chunk=warehouse.gene_chunk_values,
-        on_chunk=lambda chunk: context.log.debug(f"gene chunk {chunk.key}: {chunk.gene_idx.size}"),
+        on_chunk=lambda chunk: progress.step(int(chunk.gene_idx.size), chunk.key),
     )
     return dg.MaterializeResult(
         metadata={
@@ -78,7 +91,10 @@ def gene_metrics(
 ) -> dg.MaterializeResult:
     store = warehouse.get()
     result = compute_gene_metrics(
-        store, store.blocks_present(EXPRESSION_DATASET), _genes_with_length(store)
+        store,
+        store.blocks_present(EXPRESSION_DATASET),
+        _genes_with_length(store),
+        report=context.log.info,
     )
     store.write_table(result.metrics.to_arrow(), store.table_path(GENE_METRICS_TABLE))
     store.write_table(result.windows.to_arrow(), store.table_path(GENE_WINDOWS_TABLE))

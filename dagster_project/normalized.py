@@ -14,7 +14,7 @@ from archs4.expression import (
     read_target,
 )
 from archs4.ingest import COUNTS_DATASET, GENES_TABLE
-from dagster_project.partitions import sample_blocks
+from dagster_project.partitions import BLOCK_POOL, sample_blocks
 from dagster_project.quality import check_query, validate
 from dagster_project.raw import genes
 from dagster_project.reference import qn_target
@@ -35,6 +35,7 @@ def _gene_lengths_by_idx(store) -> np.ndarray:
     group_name="normalized",
     kinds={"parquet", "numpy"},
     partitions_def=sample_blocks,
+    pool=BLOCK_POOL,
     deps=["counts", qn_target, genes],
     description=(
         "Normalized expression, one file per block, long format (sample_idx, gene_idx, value): "

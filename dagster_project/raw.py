@@ -18,7 +18,7 @@ from archs4.ingest import (
 from archs4.preflight import check_inputs
 from archs4.releases import Fingerprint, ReleaseRecord, write_release_record
 from archs4.warehouse import Warehouse
-from dagster_project.partitions import SAMPLE_BLOCKS, sample_blocks
+from dagster_project.partitions import BLOCK_POOL, SAMPLE_BLOCKS, sample_blocks
 from dagster_project.quality import check_query, parquet_frame, validate
 from dagster_project.reference import GENE_LENGTHS_TABLE, gene_lengths
 from dagster_project.resources import (
@@ -144,6 +144,7 @@ def genes(source: Archs4SourceResource, warehouse: WarehouseResource) -> dg.Mate
     ],
     partitions_def=sample_blocks,
     can_subset=False,
+    pool=BLOCK_POOL,
 )
 def raw_block(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """Read one sample block of the HDF5 matrix once and write its samples and counts."""

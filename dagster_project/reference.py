@@ -10,6 +10,7 @@ from archs4.blocks import block_plans, read_registry
 from archs4.expression import QN_TARGET_TABLE, accumulate_target, read_target, write_target
 from archs4.ingest import COUNTS_DATASET, GENES_TABLE
 from archs4.preflight import check_inputs
+from archs4.progress import Progress
 from archs4.warehouse import Warehouse
 from dagster_project.plots import line_plot_markdown
 from dagster_project.quality import validate
@@ -89,8 +90,9 @@ def qn_target(
             f"counts blocks {missing[:10]} are registered but not ingested; materialize them "
             "before computing the target, which must cover every sample"
         )
+    progress = Progress("qn_target: counts block", total=len(blocks), report=context.log.info)
     accumulator = accumulate_target(
-        store, blocks, on_block=lambda block, n: context.log.debug(f"target: block {block}, {n}")
+        store, blocks, on_block=lambda block, n: progress.step(n, block)
     )
     stored = write_target(store, accumulator)
     context.log.info(f"qn_target computed over {stored.n_samples} samples in {len(blocks)} blocks")

@@ -24,12 +24,18 @@ from archs4.failures import one_line
 
 @dataclass
 class RunLog:
+    """The log file, and the terminal's own standard output and error (what the command
+    itself says: progress on output, a failure's one line on error)."""
+
     path: Path
-    terminal: IO[str]  # the terminal's standard error, for what the command itself prints
+    terminal: IO[str]
+    terminal_out: IO[str]
+    quiet: bool = False
 
     def say(self, line: str) -> None:
-        """Print `line` on the terminal (and record it in the log)."""
-        self.terminal.write(line + "\n")
+        """Print a progress line on the terminal (unless quiet) and record it in the log."""
+        if not self.quiet:
+            self.terminal_out.write(line + "\n")
         with self.path.open("a") as log:
             log.write(line + "\n")
 
@@ -42,7 +48,7 @@ class RunLog:
 
 
 @contextlib.contextmanager
-def run_log(log_dir: Path, command: str) -> Iterator[RunLog]:
+def run_log(log_dir: Path, command: str, quiet: bool = False) -> Iterator[RunLog]:
     """Redirect standard output and error (Python's and the descriptors') to a new log file
     for the duration of the block; restores both afterwards, even on error."""
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -52,12 +58,13 @@ def run_log(log_dir: Path, command: str) -> Iterator[RunLog]:
     sys.stderr.flush()
     saved = {fd: os.dup(fd) for fd in (1, 2)}
     terminal = os.fdopen(os.dup(saved[2]), "w", buffering=1)
+    terminal_out = os.fdopen(os.dup(saved[1]), "w", buffering=1)
     with path.open("a", buffering=1) as log:
         for fd in saved:
             os.dup2(log.fileno(), fd)
         try:
             with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-                yield RunLog(path, terminal)
+                yield RunLog(path, terminal, terminal_out, quiet)
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
@@ -65,3 +72,4 @@ def run_log(log_dir: Path, command: str) -> Iterator[RunLog]:
                 os.dup2(original, fd)
                 os.close(original)
             terminal.close()
+            terminal_out.close()

@@ -15,7 +15,7 @@ from archs4.paths import PROJECT_ROOT
 from dagster_project.automation import BLOCK_DATASETS, BLOCK_JOB
 from dagster_project.cluster import SCHEDULER_ENV, default_executor
 from dagster_project.definitions import build_definitions
-from dagster_project.headless import STAGES, materialize_stages
+from dagster_project.headless import graph_stages, materialize_stages
 from dagster_project.partitions import SAMPLE_BLOCKS
 from dagster_project.resources import resources_from_env
 from tests.cluster_jobs import blocked_job
@@ -96,7 +96,7 @@ def test_block_layers_on_a_dask_cluster_match_multiprocess(
 
     with dg.DagsterInstance.get() as instance:
         # Registration, raw blocks and the frozen target, which the block job reads.
-        blocks = materialize_stages(instance, resources_from_env(), STAGES[:3])
+        blocks = materialize_stages(instance, resources_from_env(), graph_stages()[:3])
         assert len(blocks) >= 2  # blocks of 40 samples rounded up to the file's HDF5 chunks
 
         multiprocess, no_workers, steps = run_blocks(block_job, instance, root)

@@ -129,8 +129,8 @@ print("after")
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     )
-    assert done.stdout == "after\n"
-    assert done.stderr == "to the terminal\n"
+    assert done.stdout == "to the terminal\nafter\n"
+    assert done.stderr == ""
     (log,) = tmp_path.glob("run-*.log")
     text = log.read_text()
     for line in ("python stdout", "python stderr", "fd one", "fd two", "to the terminal"):

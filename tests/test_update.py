@@ -141,6 +141,7 @@ def test_kill_9_during_an_update_then_update_gives_the_same_warehouse(tmp_path: 
             "ARCHS4_BLOCK_SIZE": "20",
             "ARCHS4_RF_TREES": "20",
             "ARCHS4_LOG_DIR": str(tmp_path / name / "logs"),
+            "ARCHS4_WORKERS": "1",
             "DAGSTER_HOME": str(tmp_path / name / "dagster"),
         }
         (tmp_path / name / "dagster").mkdir(parents=True)
