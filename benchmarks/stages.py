@@ -1,9 +1,12 @@
 """One benchmark stage, run in a fresh process so its peak memory is its own.
 
 `python -m benchmarks.stages STAGE SOURCE WAREHOUSE BLOCK_SIZE` prints one JSON object with the
-stage's wall time, peak resident memory (ru_maxrss) and stage-specific figures. The reference
+stage's wall time, peak resident memory (VmHWM) and stage-specific figures. The reference
 stages (a plain h5py block read, `qnorm.quantile_normalize`) run on the same data in the same
-benchmark run, so every ratio compares like with like on this machine.
+benchmark run, so every ratio compares like with like on this machine. So do the stages kept
+in their own modules: the access paths against archs4py and h5py (`benchmarks.access_paths`),
+the kernels' SQL and Polars forms (`benchmarks.kernel_forms`) and the bytes on disk of every
+layer (`benchmarks.disk`).
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ from archs4.training_data import (
     label_matrix,
 )
 from archs4.warehouse import Warehouse
+from benchmarks.access_paths import gene_access, sample_access
+from benchmarks.disk import BENCH_ONLY_FILES, disk
+from benchmarks.kernel_forms import normalize_forms, p95_forms
 
 MB = 1 << 20
 
@@ -136,6 +142,15 @@ def metrics(_source: Path, warehouse: Warehouse, _block_size: int) -> dict:
     return {"genes": result.metrics.height}
 
 
+def catalog(_source: Path, warehouse: Warehouse, _block_size: int) -> dict:
+    """The DuckDB catalog (`warehouse.duckdb`) over the layers present, as the catalog asset
+    builds it: the access-path stages query the warehouse through it."""
+    from archs4.catalog import build_catalog
+
+    views = build_catalog(warehouse)
+    return {"views": sorted(views)}
+
+
 NAIVE_GENES = 100
 
 
@@ -201,6 +216,7 @@ def one_gene_query(_source: Path, warehouse: Warehouse, _block_size: int) -> dic
 
 
 TRAINING_SET_FILE = "bench_training_set.npz"
+assert TRAINING_SET_FILE in BENCH_ONLY_FILES  # the disk stage does not count it
 
 
 def features(source: Path, warehouse: Warehouse, _block_size: int) -> dict:
@@ -295,12 +311,18 @@ STAGES = {
     "normalize": normalize,
     "by_gene": by_gene,
     "metrics": metrics,
+    "catalog": catalog,
     "metrics_naive": metrics_naive,
     "one_gene_query": one_gene_query,
+    "sample_access": sample_access,
+    "gene_access": gene_access,
     "kernel_vs_qnorm": kernel_vs_qnorm,
+    "normalize_forms": normalize_forms,
+    "p95_forms": p95_forms,
     "features": features,
     "classifier": classifier,
     "gan_training": gan_training,
+    "disk": disk,
 }
 
 
