@@ -26,6 +26,7 @@ from pathlib import Path
 import dagster as dg
 
 from archs4.paths import PROJECT_ROOT
+from dagster_project.run_log import step_error_line
 
 POOL = "sample_blocks"
 WORKSPACE = PROJECT_ROOT / "workspace.yaml"
@@ -92,10 +93,8 @@ def _failure_reason(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str:
     for record in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
         event = record.dagster_event
         error = event.step_failure_data.error if event else None
-        while error is not None and error.cause is not None:
-            error = error.cause
         if error is not None:
-            return error.message.strip().splitlines()[0]
+            return step_error_line(error)
     return f"run {run.run_id} ended {run.status.value}"
 
 

@@ -29,7 +29,7 @@ from dagster._core.definitions.assets.graph.asset_graph import AssetGraph
 
 from archs4.blocks import block_plans, read_registry
 from archs4.budget import physical_memory_bytes, workers_within_budget
-from archs4.failures import failure_line, one_line
+from archs4.failures import failure_line
 from archs4.ingest import GENES_TABLE
 from archs4.preflight import INPUT_ERRORS, check_inputs
 from archs4.process_exit import exit_without_teardown
@@ -47,7 +47,7 @@ from dagster_project.plan import (
     plan_stages,
 )
 from dagster_project.resources import resources_from_settings, run_inputs
-from dagster_project.run_log import run_log
+from dagster_project.run_log import run_log, step_error_line
 
 
 class PipelineError(RuntimeError):
@@ -100,10 +100,8 @@ def _raise_on_failure(result: dg.ExecuteInProcessResult, what: str) -> None:
 def _first_failure(result: dg.ExecuteInProcessResult) -> str:
     for event in result.all_events:
         error = event.step_failure_data.error if event.is_step_failure else None
-        while error is not None and error.cause is not None:
-            error = error.cause  # the user's exception, under Dagster's wrapper
         if error is not None:
-            return f"{event.step_key}: {one_line(error.message)}"
+            return f"{event.step_key}: {step_error_line(error)}"
     return "see the run's logs in the Dagster UI"
 
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from dagster._utils.error import SerializableErrorInfo
+
 from archs4.failures import one_line
 
 
@@ -73,3 +75,12 @@ def run_log(log_dir: Path, command: str, quiet: bool = False) -> Iterator[RunLog
                 os.close(original)
             terminal.close()
             terminal_out.close()
+
+
+def step_error_line(error: SerializableErrorInfo) -> str:
+    """The user's reason of a failed step: the first error under Dagster's wrappers (not
+    deeper: an `Archs4FormatError` naming the file and key is raised from the library error
+    it explains, which names neither)."""
+    while error.cause is not None and error.cls_name and error.cls_name.startswith("Dagster"):
+        error = error.cause
+    return one_line(error.message)

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.archs4_files import example_counts, write_archs4_file, write_gtf
+from tests.kill import kill_headless_when
 
 pytestmark = pytest.mark.slow
 
@@ -65,21 +64,7 @@ def test_killed_run_resumes_without_redoing_committed_blocks(tmp_path: Path) -> 
     write_gtf(tmp_path / "genes.gtf", 120)
     env = environment(tmp_path, source)
     root = tmp_path / "warehouse"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dagster_project.headless", "run"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    counts_dir = root / "raw" / "counts"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and process.poll() is None:
-        if len(list(counts_dir.glob("block=*/part.parquet"))) >= 3:
-            break
-        time.sleep(0.05)
-    assert process.poll() is None, "the run finished before it could be killed"
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
+    kill_headless_when("run", env, root / "raw" / "counts", 3)
     # A block is committed once its samples file exists (written after its counts).
     blocks = [p.parent.name for p in (root / "raw" / "samples").glob("block=*/part.parquet")]
     assert 2 <= len(blocks) < N_BLOCKS  # really half-way

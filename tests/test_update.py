@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import dagster as dg
@@ -23,6 +21,7 @@ from archs4.warehouse import Warehouse
 from dagster_project.headless import materialize_everything, update_warehouse
 from tests.archs4_files import example_counts, write_archs4_file, write_gtf
 from tests.conftest import resources_for
+from tests.kill import kill_headless_when
 
 pytestmark = pytest.mark.slow
 
@@ -148,22 +147,9 @@ def test_kill_9_during_an_update_then_update_gives_the_same_warehouse(tmp_path: 
         headless("run", env)
         shutil.copy2(release_b, directory / release_b.name)
         if name == "killed":
-            process = subprocess.Popen(
-                [sys.executable, "-m", "dagster_project.headless", "update"],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
             # Kill as soon as the update has written part of the new blocks.
             expression = root / "normalized" / "expression"
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline and process.poll() is None:
-                if len(list(expression.glob("block=*/part.parquet"))) > 4:
-                    break
-                time.sleep(0.02)
-            assert process.poll() is None, "the update finished before it could be killed"
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait()
+            kill_headless_when("update", env, expression, 5, timeout=120)
             assert len(list(expression.glob("block=*/part.parquet"))) < 10  # really halfway
         headless("update", env)
         results[name] = data_files(root)
