@@ -12,7 +12,8 @@ as `${dataset}` (a key of `DATASETS`), and the scan put there depends on who rea
   database is created, and each dataset is a pyarrow dataset that Python built from the resolved
   warehouse root and registered under a name. DuckDB itself cannot open, write, attach or install
   anything, whatever a statement asks, so the connection is read-only by construction; the
-  statement check (`check_read_only`) is a first, friendlier layer on top (README, "Security model").
+  statement check (`check_read_only`) is a first, friendlier layer on top (README, "Security
+  model").
 """
 
 from __future__ import annotations

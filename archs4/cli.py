@@ -1,7 +1,7 @@
 """The `archs4` command: read-only SQL over the warehouse, and the demo dataset generator.
 
-`archs4 sql` and `archs4 similar` cannot change the warehouse: see the README, "Security model". Every
-failure is one line on standard error, `archs4 <command>: <reason>`: usage errors and refused
+`archs4 sql` and `archs4 similar` cannot change the warehouse: see the README, "Security model".
+Every failure is one line on standard error, `archs4 <command>: <reason>`: usage errors and refused
 statements exit 2, queries that fail exit 1, and an unexpected error exits 1 after writing its
 detail to a log file (`archs4.failures`).
 """
