@@ -10,6 +10,7 @@ Parquet row group), plus the process itself (Python, Dagster, the libraries: ~0.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 BYTES_PER_BLOCK_VALUE = 52
 PROCESS_BYTES = 400 << 20
@@ -22,6 +23,24 @@ def block_peak_bytes(n_genes: int, block_samples: int) -> int:
 
 def physical_memory_bytes() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def available_memory_bytes() -> int:
+    """Memory the system can give now without swapping (Linux `MemAvailable`, else free)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+
+
+def default_budget_bytes() -> int:
+    """Three quarters of the machine, but no more than 90% of what is available now: other
+    work on the machine (measured: a test suite beside a rehearsal) would otherwise push the
+    workers into thrashing."""
+    return min(physical_memory_bytes() * 3 // 4, available_memory_bytes() * 9 // 10)
 
 
 def workers_within_budget(

@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from archs4.budget import physical_memory_bytes
+from archs4.budget import default_budget_bytes
 from archs4.failures import InputError
 from archs4.paths import PROJECT_ROOT
 
@@ -203,10 +203,11 @@ class Settings:
 
     @property
     def memory_budget_bytes(self) -> int:
-        """`ARCHS4_MEMORY_GB`, by default three quarters of the machine's memory."""
+        """`ARCHS4_MEMORY_GB`, by default 3/4 of the machine's memory, at most 90% of what is
+        available when the command starts."""
         if self.memory_gb is not None:
             return int(self.memory_gb * 1e9)
-        return physical_memory_bytes() * 3 // 4
+        return default_budget_bytes()
 
     def as_environment(self) -> dict[str, str]:
         """The variables that reproduce these settings (for child processes and logs)."""

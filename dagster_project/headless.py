@@ -20,7 +20,7 @@ import argparse
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 from dagster._core.definitions.assets.graph.asset_graph import AssetGraph
 
 from archs4.blocks import block_plans, read_registry
-from archs4.budget import physical_memory_bytes, workers_within_budget
+from archs4.budget import default_budget_bytes, workers_within_budget
 from archs4.failures import failure_line
 from archs4.ingest import GENES_TABLE
 from archs4.preflight import INPUT_ERRORS, check_inputs
@@ -153,7 +153,7 @@ class RunOptions:
     say: Callable[[str], None] = lambda _line: None
     rebuild: bool = False
     workers: int = 1
-    memory_budget_bytes: int = physical_memory_bytes() * 3 // 4
+    memory_budget_bytes: int = field(default_factory=default_budget_bytes)
 
 
 def _run_block_stage(

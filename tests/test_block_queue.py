@@ -14,7 +14,13 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from archs4.budget import block_peak_bytes, workers_within_budget
+from archs4.budget import (
+    available_memory_bytes,
+    block_peak_bytes,
+    default_budget_bytes,
+    physical_memory_bytes,
+    workers_within_budget,
+)
 from dagster_project.automation import NORMALIZE_BLOCKS_JOB, RAW_BLOCKS_JOB
 from tests.archs4_files import example_counts, write_archs4_file, write_gtf
 
@@ -28,6 +34,8 @@ def test_workers_fit_the_memory_budget() -> None:
     assert workers_within_budget(32, 24 * 10**9, 67_000, 2_000) == 3
     assert workers_within_budget(2, 24 * 10**9, 20_000, 1_000) == 2
     assert workers_within_budget(8, 10**9, 67_000, 2_000) == 1  # one block always runs
+    assert 0 < available_memory_bytes() <= physical_memory_bytes()
+    assert default_budget_bytes() <= available_memory_bytes()  # other work keeps its memory
 
 
 def data_files(root: Path) -> dict[str, str]:
