@@ -54,6 +54,7 @@ def long_block_encodings(value_name: str) -> dict[str, str]:
 
 
 TEMPORARY_PREFIX = ".tmp-"
+TEMPORARY_SUFFIX = ".partial"
 
 
 def block_key(number: int) -> str:
@@ -125,7 +126,11 @@ class Warehouse:
     def atomic_file(self, target: UPath) -> Iterator[IO[bytes]]:
         """Open a hidden temporary file beside `target`; rename it over `target` on success."""
         self.fs.makedirs(target.parent.path, exist_ok=True)
-        temporary = target.parent / f"{TEMPORARY_PREFIX}{uuid.uuid4().hex}-{target.name}"
+        # Hidden, and not ending in the target's suffix: no `*.parquet` glob of a reader (DuckDB
+        # matches hidden names) ever sees a file that is still being written.
+        temporary = target.parent / (
+            f"{TEMPORARY_PREFIX}{uuid.uuid4().hex}-{target.name}{TEMPORARY_SUFFIX}"
+        )
         try:
             with self.fs.open(temporary.path, "wb") as handle:
                 yield handle
