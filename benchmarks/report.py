@@ -156,34 +156,28 @@ def disk_table(by: Records) -> list[dict[str, Any]]:
 def access_figures(by: Records, sizes: list[int], genes: int) -> list[dict[str, Any]]:
     """archs4py and h5py against the warehouse at every size; the goals hold at the largest."""
     rows = []
-    at_largest = " at the largest N"
+    paths = (  # stage, warehouse time, what is compared, its goal, the h5py comparison
+        ("sample_access", "warehouse_counts_seconds", "100 GSMs: archs4py / warehouse "
+         "(DuckDB, counts)", 5, "100 GSMs: plain h5py / warehouse"),
+        ("gene_access", "warehouse_by_gene_seconds", "one gene: archs4py / warehouse "
+         "(DuckDB, expression_by_gene)", 100, "one gene: plain h5py row / warehouse"),
+    )  # fmt: skip
     for n in sizes:
-        samples, gene = by.get(("sample_access", n, genes)), by.get(("gene_access", n, genes))
-        if samples:
-            warehouse = samples["warehouse_counts_seconds"]
+        for stage, key, label, goal, h5py_label in paths:
+            record = by.get((stage, n, genes))
+            if not record:
+                continue
+            warehouse = record[key]
             rows += [
                 figure(
                     n,
-                    "100 GSMs: archs4py / warehouse (DuckDB, counts)",
-                    samples["archs4py_seconds"] / warehouse,
-                    (">=", 5),
+                    label,
+                    record["archs4py_seconds"] / warehouse,
+                    (">=", goal),
                     judged=n == sizes[-1],
-                    where=at_largest,
+                    where=" at the largest N",
                 ),
-                figure(n, "100 GSMs: plain h5py / warehouse", samples["h5py_seconds"] / warehouse),
-            ]
-        if gene:
-            warehouse = gene["warehouse_by_gene_seconds"]
-            rows += [
-                figure(
-                    n,
-                    "one gene: archs4py / warehouse (DuckDB, expression_by_gene)",
-                    gene["archs4py_seconds"] / warehouse,
-                    (">=", 100),
-                    judged=n == sizes[-1],
-                    where=at_largest,
-                ),
-                figure(n, "one gene: plain h5py row / warehouse", gene["h5py_seconds"] / warehouse),
+                figure(n, h5py_label, record["h5py_seconds"] / warehouse),
             ]
     return rows
 
