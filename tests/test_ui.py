@@ -30,7 +30,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-DOCS = PROJECT_ROOT / "docs"
 
 
 def free_port() -> int:
@@ -106,8 +105,11 @@ def test_asset_graph_and_raw_layer_from_the_ui(dagster_ui):
         open_page(page, f"{base}/asset-groups")
         for group in ("raw", "reference", "normalized", "metrics", "labels", "model", "catalog"):
             page.get_by_text(group, exact=True).first.wait_for(timeout=30_000)
-        DOCS.mkdir(exist_ok=True)
-        page.screenshot(path=str(DOCS / "asset_graph.png"))
+        # Screenshots go to the test's own directory (the work tree stays clean); docs/ keeps
+        # copies taken this way by hand.
+        shots = warehouse.parent / "screenshots"
+        shots.mkdir(exist_ok=True)
+        page.screenshot(path=str(shots / "asset_graph.png"))
 
         open_page(page, f"{base}/automation")
         page.get_by_text("release_sensor").first.wait_for(timeout=30_000)
@@ -137,5 +139,7 @@ def test_asset_graph_and_raw_layer_from_the_ui(dagster_ui):
         assert done >= expected
         open_page(page, f"{base}/assets/counts?view=partitions")
         page.get_by_text("000001").first.wait_for(timeout=60_000)
-        page.screenshot(path=str(DOCS / "counts_partitions.png"))
+        page.screenshot(path=str(shots / "counts_partitions.png"))
+        for shot in shots.iterdir():
+            assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", shot
         browser.close()
