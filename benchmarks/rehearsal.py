@@ -28,6 +28,7 @@ import duckdb
 import psutil
 
 from archs4.demo_data import write_demo_dataset
+from benchmarks.disk import layer_bytes
 from benchmarks.run import RESULTS, WORK, machine
 
 SAMPLE_INTERVAL_SECONDS = 0.5
@@ -93,6 +94,18 @@ def zero_fraction(warehouse: Path) -> float:
     return round(float(row[0]), 4) if row else float("nan")
 
 
+def source_commit() -> str:
+    """The commit the rehearsal ran (with `+dirty` when the work tree had changes)."""
+    root = Path(__file__).resolve().parent.parent
+    run = subprocess.run(
+        ["git", "-C", str(root), "describe", "--always", "--dirty=+dirty", "--abbrev=12"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return run.stdout.strip() or "unknown"
+
+
 def environment(work: Path, demo: Path) -> dict[str, str]:
     home = work / "dagster"
     home.mkdir(parents=True, exist_ok=True)
@@ -134,12 +147,18 @@ def main(argv: list[str] | None = None) -> int:
         "wall_seconds": round(wall, 1),
         "peak_rss_gb": round(peak / 1e9, 2),
         "warehouse_bytes": directory_bytes(work / "warehouse"),
+        "layer_bytes": layer_bytes(work / "warehouse")[0],
         "source_bytes": (demo / "human_gene_v2.6_demo.h5").stat().st_size,
         "stage_seconds": stage_seconds(work / "dagster"),
         "counts_zero_fraction": zero_fraction(work / "warehouse"),
         "machine": machine(),
+        "commit": source_commit(),
     }
     record["warehouse_over_source"] = round(record["warehouse_bytes"] / record["source_bytes"], 2)
+    values = args.samples * args.genes
+    record["bytes_per_value"] = {
+        layer: round(size / values, 3) for layer, size in record["layer_bytes"].items()
+    } | {"source": round(record["source_bytes"] / values, 3)}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "rehearsal.json").write_text(json.dumps(record, indent=1) + "\n")
     print(json.dumps(record, indent=1))
