@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from archs4.ingest import COUNTS_DATASET
+from archs4.ingest import COUNTS_DATASET, GENES_TABLE
 from archs4.quantile_norm import LengthAdjustment, TargetAccumulator, normalize_block
 from archs4.warehouse import Warehouse
 
@@ -119,37 +119,56 @@ def normalize_stored_block(
         raise ValueError(
             f"block {block} has {counts.shape[0]} genes but the target has {target.values.size}"
         )
-    lengths = length_bp[gene_idx]
-    keep = np.isfinite(lengths)
-    values = _normalize_keeping(counts, target.values, lengths, keep, method)
+    values, kept_genes = normalize_against_target(
+        counts, gene_idx, target.values, length_bp, method
+    )
     rows = warehouse.write_long_block(
         warehouse.block_path(EXPRESSION_DATASET, block),
         values,
         sample_idx,
         "value",
         pa.float32(),
-        gene_idx=gene_idx[keep],
+        gene_idx=kept_genes,
         file_metadata={TARGET_DIGEST_KEY: target.digest, LENGTH_ADJUSTMENT_KEY: method},
     )
     return NormalizedBlock(
         block=block,
         n_samples=counts.shape[1],
-        n_genes=int(keep.sum()),
+        n_genes=kept_genes.size,
         rows=rows,
         value_min=float(values.min()) if values.size else float("nan"),
         value_max=float(values.max()) if values.size else float("nan"),
     )
 
 
-def _normalize_keeping(
+def normalize_against_target(
     counts: np.ndarray,
+    gene_idx: np.ndarray,
     target: np.ndarray,
-    lengths: np.ndarray,
-    keep: np.ndarray,
+    length_bp: np.ndarray,
     method: LengthAdjustment,
-) -> np.ndarray:
-    # Ranks must come from all genes, so normalize everything with a placeholder length for
-    # genes without one, then drop them.
+) -> tuple[np.ndarray, np.ndarray]:
+    """`expression` values of a counts matrix of every gene (rows `gene_idx`): float32 values
+    of the genes that have a length, and those genes' gene_idx.
+
+    `length_bp` is indexed by gene_idx (NaN: no length). Ranks must come from all genes, so
+    genes without a length are normalized with a placeholder length, then dropped. A sample's
+    values depend only on its own counts and the target, so this gives the stored values of any
+    set of samples, bit for bit.
+    """
+    lengths = length_bp[gene_idx]
+    keep = np.isfinite(lengths)
     placeholder = np.where(keep, lengths, 1000.0)
     normalized = normalize_block(counts, target, placeholder, method)
-    return np.ascontiguousarray(normalized[keep], dtype=np.float32)
+    return np.ascontiguousarray(normalized[keep], dtype=np.float32), gene_idx[keep]
+
+
+def gene_lengths_by_idx(warehouse: Warehouse) -> np.ndarray:
+    """Each gene's length in bp from the `genes` table, indexed by gene_idx (NaN: no length)."""
+    with warehouse.fs.open(warehouse.table_path(GENES_TABLE).path, "rb") as handle:
+        table = pq.read_table(handle, columns=["gene_idx", "length_bp"])
+    lengths = np.full(table.num_rows, np.nan)
+    lengths[table.column("gene_idx").to_numpy()] = (
+        table.column("length_bp").cast(pa.float64()).to_numpy(zero_copy_only=False)
+    )
+    return lengths

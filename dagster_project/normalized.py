@@ -1,7 +1,6 @@
 """Normalized layer: `expression`, each counts block normalized against the frozen target."""
 
 import dagster as dg
-import numpy as np
 import polars as pl
 
 from archs4.blocks import registered_block
@@ -10,6 +9,7 @@ from archs4.expression import (
     LENGTH_ADJUSTMENT_KEY,
     QN_TARGET_TABLE,
     TARGET_DIGEST_KEY,
+    gene_lengths_by_idx,
     normalize_stored_block,
     read_target,
 )
@@ -22,13 +22,6 @@ from dagster_project.resources import NormalizationResource, WarehouseResource
 
 # Values are stored as float32 (relative precision 6e-8); the check allows 1e-5.
 RELATIVE_TOLERANCE = 1e-5
-
-
-def _gene_lengths_by_idx(store) -> np.ndarray:
-    frame = pl.read_parquet(str(store.table_path(GENES_TABLE)), columns=["gene_idx", "length_bp"])
-    lengths = np.full(frame.height, np.nan)
-    lengths[frame["gene_idx"].to_numpy()] = frame["length_bp"].cast(pl.Float64).to_numpy()
-    return lengths
 
 
 @dg.asset(
@@ -55,7 +48,7 @@ def expression(
         raise dg.Failure("qn_target has not been computed yet; materialize it first")
     method = normalization.length_adjustment
     block = normalize_stored_block(
-        store, context.partition_key, target, _gene_lengths_by_idx(store), method
+        store, context.partition_key, target, gene_lengths_by_idx(store), method
     )
     return dg.MaterializeResult(
         metadata={
