@@ -47,13 +47,7 @@ update: install | $(DAGSTER_HOME)
 ui: install | $(DAGSTER_HOME)
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
-# The bench also compares with archs4py (a benchmark-only extra).
-BENCH_STAMP := $(VENV)/.installed-bench
-$(BENCH_STAMP): $(STAMP) pyproject.toml constraints.txt
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,bench]"
-	touch $(BENCH_STAMP)
-
-bench: $(BENCH_STAMP)
+bench: install
 	$(BIN)/python -m benchmarks.run
 
 # The real `make run` on a generated 50,000 x 60,000 release (~1 h on 2 cores, ~35 GB of disk
