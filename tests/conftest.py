@@ -5,14 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import dagster as dg
+import h5py
 import numpy as np
 import pytest
 
+from archs4.demo_data import write_demo_dataset
 from dagster_project.headless import materialize_everything
 from dagster_project.resources import (
     Archs4SourceResource,
     AugmentationResource,
     ClassifierResource,
+    CoexpressionResource,
     DuckDBCatalogResource,
     GeneAnnotationResource,
     LabelSourcesResource,
@@ -32,6 +35,7 @@ def resources_for(source: Path, gtf: Path, root: Path, method: str = "divide") -
         "annotation": GeneAnnotationResource(path=str(gtf)),
         "normalization": NormalizationResource(length_adjustment=method),  # type: ignore[arg-type]
         "warehouse": WarehouseResource(root=str(root)),
+        "coexpression": CoexpressionResource(),
         "catalog": DuckDBCatalogResource(warehouse_root=str(root)),
         "label_sources": LabelSourcesResource(),
         "classifier": ClassifierResource(n_estimators=100),
@@ -56,3 +60,30 @@ def built(tmp_path_factory: pytest.TempPathFactory):
     counts = example_counts(N_GENES, N_SAMPLES, seed=3)
     root, lengths = build(tmp, "human_gene_v2.6", counts, layout="v2.6", chunks=(20, 5))
     return tmp, counts, root, lengths
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory: pytest.TempPathFactory):
+    """The whole graph on the default demo dataset, built once per session (a few minutes):
+    (demo paths, warehouse root, the source counts, the blocks). Shared by every module that
+    compares the demo warehouse with an independent reference."""
+    tmp = tmp_path_factory.mktemp("demo")
+    # The default demo size: the classifier comparison needs enough studies per label.
+    paths = write_demo_dataset(tmp / "data")
+    root = tmp / "warehouse"
+    resources = resources_for(paths.h5, paths.gtf, root)
+    resources["source"] = Archs4SourceResource(path=str(paths.h5), block_size=1000)
+    resources["label_sources"] = LabelSourcesResource(
+        directory=str(paths.labels_dir), truth_path=str(paths.truth)
+    )
+    with dg.DagsterInstance.ephemeral() as instance:
+        blocks = materialize_everything(instance, resources)
+        target = (root / "reference" / "qn_target.parquet").read_bytes()
+        registry = (root / "raw" / "sample_registry.parquet").read_bytes()
+        # A second full run registers no new block and keeps the frozen target as it was.
+        assert materialize_everything(instance, resources) == blocks
+        assert (root / "reference" / "qn_target.parquet").read_bytes() == target
+        assert (root / "raw" / "sample_registry.parquet").read_bytes() == registry
+    with h5py.File(paths.h5, "r") as handle:
+        counts = handle["data/expression"][:]
+    return paths, root, counts, blocks

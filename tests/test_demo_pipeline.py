@@ -10,22 +10,16 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-import dagster as dg
 import duckdb
-import h5py
 import numpy as np
 import polars as pl
 import pytest
 import qnorm
 
 from archs4.cli import main
-from archs4.demo_data import write_demo_dataset
 from archs4.features import FeatureSpace
 from archs4.labels import labelling_quality, read_truth_table
 from archs4.paths import PROJECT_ROOT
-from dagster_project.headless import materialize_everything
-from dagster_project.resources import Archs4SourceResource, LabelSourcesResource
-from tests.conftest import resources_for
 from tests.references import naive_gene_metrics, naive_window_positions
 
 pytestmark = pytest.mark.slow
@@ -51,30 +45,6 @@ def longest_transcript_lengths(gtf: Path) -> dict[str, int]:
     for (gene, _), length in transcript_length.items():
         lengths[gene] = max(lengths.get(gene, 0), length)
     return lengths
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory):
-    tmp = tmp_path_factory.mktemp("demo")
-    # The default demo size: the classifier comparison needs enough studies per label.
-    paths = write_demo_dataset(tmp / "data")
-    root = tmp / "warehouse"
-    resources = resources_for(paths.h5, paths.gtf, root)
-    resources["source"] = Archs4SourceResource(path=str(paths.h5), block_size=1000)
-    resources["label_sources"] = LabelSourcesResource(
-        directory=str(paths.labels_dir), truth_path=str(paths.truth)
-    )
-    with dg.DagsterInstance.ephemeral() as instance:
-        blocks = materialize_everything(instance, resources)
-        target = (root / "reference" / "qn_target.parquet").read_bytes()
-        registry = (root / "raw" / "sample_registry.parquet").read_bytes()
-        # A second full run registers no new block and keeps the frozen target as it was.
-        assert materialize_everything(instance, resources) == blocks
-        assert (root / "reference" / "qn_target.parquet").read_bytes() == target
-        assert (root / "raw" / "sample_registry.parquet").read_bytes() == registry
-    with h5py.File(paths.h5, "r") as handle:
-        counts = handle["data/expression"][:]
-    return paths, root, counts, blocks
 
 
 def test_blocks_and_counts(demo):
