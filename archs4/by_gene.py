@@ -20,13 +20,14 @@ import json
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from archs4.expression import EXPRESSION_DATASET
-from archs4.warehouse import GENES_PER_ROW_GROUP, Warehouse, block_key
+from archs4.warehouse import GENES_PER_ROW_GROUP, Warehouse, block_key, gene_major_matrix
 
 EXPRESSION_BY_GENE_DATASET = "normalized/expression_by_gene"
 EXPRESSION_BY_GENE_MANIFEST = "normalized/expression_by_gene.json"
@@ -173,11 +174,32 @@ def _write_manifest(warehouse: Warehouse, chunks: list[GeneChunk], n_samples: in
         handle.write(json.dumps(manifest, indent=1).encode())
 
 
+def read_manifest(warehouse: Warehouse) -> dict[str, Any]:
+    """The manifest of the copy: `n_samples`, `n_genes` and its `chunks` (keys)."""
+    with warehouse.fs.open((warehouse.root / EXPRESSION_BY_GENE_MANIFEST).path, "rb") as handle:
+        return json.loads(handle.read())
+
+
 def iter_gene_chunks(warehouse: Warehouse) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """(values genes x samples, sample_idx, gene_idx) for each gene chunk, in gene order."""
     for key in warehouse.partition_keys(EXPRESSION_BY_GENE_DATASET, CHUNK):
         path = warehouse.partition_path(EXPRESSION_BY_GENE_DATASET, CHUNK, key)
         yield warehouse.read_long_file(path, "value")
+
+
+def iter_gene_row_groups(
+    warehouse: Warehouse,
+) -> Iterator[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
+    """(chunk key, values genes x samples, sample_idx, gene_idx) for each row group of each gene
+    chunk, in gene order: the whole copy with one row group in memory (at most 64 genes and
+    about a million values, or one gene) rather than one chunk (up to 64M values)."""
+    for key in warehouse.partition_keys(EXPRESSION_BY_GENE_DATASET, CHUNK):
+        path = warehouse.partition_path(EXPRESSION_BY_GENE_DATASET, CHUNK, key)
+        with warehouse.fs.open(path.path, "rb") as handle:
+            parquet = pq.ParquetFile(handle)
+            for group in range(parquet.num_row_groups):
+                table = parquet.read_row_group(group, columns=["sample_idx", "gene_idx", "value"])
+                yield (key, *gene_major_matrix(table, "value", f"{path} row group {group}"))
 
 
 def iter_gene_chunk_values(

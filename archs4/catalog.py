@@ -14,6 +14,10 @@ as `${dataset}` (a key of `DATASETS`), and the scan put there depends on who rea
   anything, whatever a statement asks, so the connection is read-only by construction; the
   statement check (`check_read_only`) is a first, friendlier layer on top (README, "Security
   model").
+
+Both refuse the `samples` files when they are in two layouts (an older version kept fewer sample
+fields, and `make run` has not re-derived every block yet): a scan of mixed files takes one
+file's columns and drops or NULL-fills the others' without a word.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 from archs4.paths import SQL_DIR
 from archs4.warehouse import TEMPORARY_PREFIX, Warehouse
@@ -45,24 +50,29 @@ class Dataset:
     `path` is relative to the root: a directory of `<partition>=<key>/*.parquet` files when
     `partition` is set, else the single file `<path>.parquet`. `hive` says whether the partition
     key becomes a column (always a string such as '000012', never cast to a number).
+    `one_schema` says that every file must have the same columns, checked on each scan (a
+    footer read per file): set where the columns change between versions of the code.
     """
 
     path: str
     partition: str | None = None
     hive: bool = False
+    one_schema: bool = False
 
 
 # Template name in sql/catalog -> where the dataset lives and how it is partitioned.
 DATASETS: dict[str, Dataset] = {
-    "raw_samples": Dataset("raw/samples", "block"),
+    "raw_samples": Dataset("raw/samples", "block", one_schema=True),
     "raw_counts": Dataset("raw/counts", "block", hive=True),
     "raw_genes": Dataset("raw/genes"),
     "raw_sample_registry": Dataset("raw/sample_registry"),
+    "raw_release_info": Dataset("raw/release_info"),
     "reference_qn_target": Dataset("reference/qn_target"),
     "normalized_expression": Dataset("normalized/expression", "block", hive=True),
     "normalized_expression_by_gene": Dataset("normalized/expression_by_gene", "chunk"),
     "metrics_gene_metrics": Dataset("metrics/gene_metrics"),
     "metrics_gene_windows": Dataset("metrics/gene_windows"),
+    "metrics_gene_coexpression": Dataset("metrics/gene_coexpression"),
     "labels_sample_labels": Dataset("labels/sample_labels"),
     "labels_sample_splits": Dataset("labels/sample_splits"),
     "model_predictions": Dataset("model/predictions"),
@@ -101,6 +111,29 @@ class ParameterError(ValueError):
 
 class WarehouseNotBuiltError(FileNotFoundError):
     """The warehouse root holds no built warehouse yet."""
+
+
+class MixedSchemaError(QueryError):
+    """A dataset's files do not all have the same columns (see the module docstring)."""
+
+
+def check_one_schema(dataset: Dataset, schemas: Mapping[str, pa.Schema]) -> None:
+    """Refuse `dataset` unless all its files (path -> schema) have one schema."""
+    layouts: dict[pa.Schema, list[str]] = {}
+    for path, schema in sorted(schemas.items()):
+        layouts.setdefault(schema.remove_metadata(), []).append(path)
+    if len(layouts) < 2:
+        return
+    (first, first_paths), (other, other_paths) = list(layouts.items())[:2]
+    differing = sorted(set(first.names) ^ set(other.names)) or [
+        name for name in first.names if first.field(name) != other.field(name)
+    ]
+    raise MixedSchemaError(
+        f"{dataset.path}: its files have {len(layouts)} different layouts ({first_paths[0]} and "
+        f"{len(first_paths) - 1} more vs {other_paths[0]} and {len(other_paths) - 1} more, "
+        f"differing in {', '.join(differing[:8])}): an older version wrote some of them; "
+        "`make run` re-derives them"
+    )
 
 
 def sql_string(value: str) -> str:
@@ -165,9 +198,22 @@ def read_parquet_sql(dataset: Dataset, location: str) -> str:
     return f"read_parquet({sql_string(location)}, {options})"
 
 
+def file_schemas(warehouse: Warehouse, location: str) -> dict[str, pa.Schema]:
+    """The schema of every file `location` (a path or glob) matches, from its footer."""
+    schemas = {}
+    for path in warehouse.fs.glob(location):
+        with warehouse.fs.open(path, "rb") as handle:
+            schemas[str(path)] = pq.read_schema(handle)
+    return schemas
+
+
 def build_catalog(warehouse: Warehouse) -> dict[str, int]:
     """Rebuild `warehouse.duckdb` with every view whose layers exist; returns view -> rows."""
     locations = dataset_locations(warehouse)
+    for name, dataset in DATASETS.items():
+        location = locations[name]
+        if dataset.one_schema and location is not None:
+            check_one_schema(dataset, file_schemas(warehouse, location))
     target = Path(warehouse.catalog_path.path)
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f"{TEMPORARY_PREFIX}{uuid.uuid4().hex}-{target.name}")
@@ -233,9 +279,13 @@ def arrow_dataset(root: Path, dataset: Dataset) -> ds.Dataset | None:
         if dataset.hive
         else None
     )
-    return ds.dataset(
+    scanned = ds.dataset(
         files, format="parquet", partitioning=partitioning, partition_base_dir=str(base)
     )
+    if dataset.one_schema:
+        fragments = scanned.get_fragments()
+        check_one_schema(dataset, {piece.path: piece.physical_schema for piece in fragments})
+    return scanned
 
 
 def spill_directory(root: Path) -> str:

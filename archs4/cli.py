@@ -1,6 +1,7 @@
 """The `archs4` command: read-only SQL over the warehouse, and the demo dataset generator.
 
-`archs4 sql` and `archs4 similar` cannot change the warehouse: see the README, "Security model".
+`archs4 sql`, `archs4 similar` and `archs4 coexpressed` cannot change the warehouse: see the
+README, "Security model".
 Every failure is one line on standard error, `archs4 <command>: <reason>`: usage errors and refused
 statements exit 2, queries that fail exit 1, and an unexpected error exits 1 after writing its
 detail to a log file (`archs4.failures`).
@@ -315,6 +316,25 @@ def command_similar(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def command_coexpressed(args: argparse.Namespace, settings: Settings) -> int:
+    """`archs4 coexpressed`: the genes whose normalized values correlate most with a gene's."""
+    # Imported here: the other commands start without loading polars.
+    from archs4.coexpression import UndefinedCorrelationError, coexpressed
+    from archs4.gene_lookup import GeneLookupError, resolve_gene_ids
+
+    if args.k < 1:
+        raise UsageError("-k must be at least 1")
+    name = int(args.gene) if args.gene.isdigit() else args.gene  # digits: a gene_idx
+    with connect_read_only(warehouse_from_settings(settings)) as connection:
+        try:
+            (gene_idx,) = resolve_gene_ids(connection, [name], unique=True)
+            table = coexpressed(connection, int(gene_idx), args.k, exact=args.exact)
+        except (GeneLookupError, UndefinedCorrelationError) as error:
+            raise UsageError(str(error)) from None
+    _write(table, args.format, None)
+    return 0
+
+
 def command_demo_data(args: argparse.Namespace, settings: Settings) -> int:
     """`archs4 demo-data`: write a synthetic dataset in the ARCHS4 v2 layout."""
     from archs4.demo_data import write_demo_dataset
@@ -373,6 +393,25 @@ def build_parser() -> argparse.ArgumentParser:
     similar.add_argument("--format", choices=OUTPUT_FORMATS[:3], default="table")
     similar.set_defaults(handler=command_similar)
 
+    coexpressed_parser = commands.add_parser(
+        "coexpressed",
+        help="the genes most correlated with a gene across samples (Pearson, normalized values)",
+        description="The genes whose normalized values correlate most with GENE's: from the "
+        "stored top partners (gene_coexpression) when they hold k, else exactly over all "
+        "samples (one pass over the layer).",
+    )
+    coexpressed_parser.add_argument(
+        "gene", metavar="GENE", help="a symbol, an Ensembl gene id or a gene_idx"
+    )
+    coexpressed_parser.add_argument("-k", type=int, default=20, help="how many genes (default 20)")
+    coexpressed_parser.add_argument(
+        "--exact",
+        action="store_true",
+        help="always compute over all samples, never the stored top partners",
+    )
+    coexpressed_parser.add_argument("--format", choices=OUTPUT_FORMATS[:3], default="table")
+    coexpressed_parser.set_defaults(handler=command_coexpressed)
+
     demo = commands.add_parser("demo-data", help="write a demo dataset in the ARCHS4 v2 layout")
     demo.add_argument("--samples", type=int, default=4000)
     demo.add_argument("--genes", type=int, default=2500)
@@ -392,7 +431,7 @@ PERMISSION_HINT = (
 def _command_name(argv: Sequence[str] | None) -> str:
     """`archs4 <command>` for messages, even when the arguments do not parse."""
     words = list(sys.argv[1:] if argv is None else argv)
-    known = [word for word in words if word in ("sql", "similar", "demo-data")]
+    known = [word for word in words if word in ("sql", "similar", "coexpressed", "demo-data")]
     return f"archs4 {known[0]}" if known else "archs4"
 
 

@@ -6,6 +6,8 @@ release adds nothing and a later release adds only its new samples. Ingesting a 
 columns once (one chunk-aligned HDF5 read), computes each sample's column sum from the matrix as
 read (the reference the counts check compares the Parquet file against), and writes both files
 atomically, `counts` first, so a block has a `samples` file only once its counts are complete.
+A `samples` file whose columns are not today's sample fields (written by an older version)
+does not count as committed, so the next run re-derives its block.
 Reading and writing overlap: each slab of gene chunks is encoded to Parquet on a background
 thread while the next is read. Memory is two slabs and one row group, never the whole block
 in long form.
@@ -13,7 +15,7 @@ in long form.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +41,7 @@ from archs4.reader import (
     file_checksum,
     open_archs4,
 )
+from archs4.sample_fields import SAMPLES_SCHEMA
 from archs4.warehouse import Warehouse
 
 SAMPLES_DATASET = "raw/samples"
@@ -123,7 +126,8 @@ def genes_table(source_path: str | Path) -> pa.Table:
 def samples_table(
     metadata: dict[str, pa.Array], plan: BlockPlan, column_totals: np.ndarray
 ) -> pa.Table:
-    """The `samples` rows of one block: warehouse ids, GEO metadata and provenance."""
+    """The `samples` rows of one block: warehouse ids, every sample field of the source and
+    provenance, in the columns and types of `SAMPLES_SCHEMA`."""
     n = plan.n_samples
     return pa.table(
         {
@@ -133,8 +137,35 @@ def samples_table(
             "block": pa.array([plan.block] * n, pa.string()),
             "source_column": pa.array(np.arange(plan.column_start, plan.column_stop)),
             "source_version": pa.array([plan.source_version] * n, pa.string()),
-        }
+        },
+        schema=SAMPLES_SCHEMA,
     )
+
+
+def outdated_sample_blocks(warehouse: Warehouse) -> list[str]:
+    """Blocks whose `samples` file lacks today's columns (`SAMPLES_SCHEMA`): written by an
+    older version that kept fewer sample fields, or unreadable. One footer read per block."""
+    outdated = []
+    for block in warehouse.blocks_present(SAMPLES_DATASET):
+        path = warehouse.block_path(SAMPLES_DATASET, block)
+        try:
+            with warehouse.fs.open(path.path, "rb") as handle:
+                schema = pq.read_schema(handle)
+        except (OSError, pa.ArrowInvalid):
+            schema = None
+        if schema is None or not schema.equals(SAMPLES_SCHEMA, check_metadata=False):
+            outdated.append(block)
+    return outdated
+
+
+def committed_blocks(warehouse: Warehouse, datasets: Collection[str]) -> set[str]:
+    """Blocks with a committed file in each of `datasets`, an outdated `samples` file not
+    counted: `make run` and `make update` then re-derive the block, so the samples files
+    never stay in two layouts (the catalog refuses to read them mixed)."""
+    committed = set.intersection(*(set(warehouse.blocks_present(d)) for d in datasets))
+    if SAMPLES_DATASET in datasets:
+        committed -= set(outdated_sample_blocks(warehouse))
+    return committed
 
 
 def ingest_block(warehouse: Warehouse, block: str) -> IngestedBlock:

@@ -5,7 +5,9 @@ plus gene, sample and release metadata under `meta/`. Releases name some keys di
 (`symbol`/`gene_symbol`, `ensembl_gene_id`/`ensembl_gene`, `readsaligned`/`alignedreads`), store
 strings as variable- or fixed-length bytes, and are 40-60 GB, so the reader resolves the key
 variants once, validates the layout up front (naming the file and key of anything wrong), and
-only ever reads the count matrix one block of whole sample chunks at a time.
+only ever reads the count matrix one block of whole sample chunks at a time. Which sample
+fields are read, from which keys, and how they are checked comes from `archs4.sample_fields`;
+every key of `meta/info` is kept as text.
 """
 
 from __future__ import annotations
@@ -24,36 +26,32 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from archs4.failures import InputError
+from archs4.sample_fields import SOURCE_FIELDS, SampleField, field_named
 
 EXPRESSION_KEY = "data/expression"
-GSM_KEY = "meta/samples/geo_accession"
-SERIES_KEY = "meta/samples/series_id"
+SAMPLES_GROUP = "meta/samples"
+GENES_GROUP = "meta/genes"
+INFO_GROUP = "meta/info"
 
 # Alternative key names across releases v2.1.2 .. v2.6+, first match wins.
 GENE_ID_KEYS = ("meta/genes/ensembl_gene", "meta/genes/ensembl_gene_id")
 GENE_SYMBOL_KEYS = ("meta/genes/symbol", "meta/genes/gene_symbol")
 GENE_BIOTYPE_KEYS = ("meta/genes/biotype", "meta/genes/gene_biotype")
-ALIGNED_READS_KEYS = ("meta/samples/alignedreads", "meta/samples/readsaligned")
 
-# Sample metadata copied into the warehouse: output column -> candidate keys.
-SAMPLE_TEXT_COLUMNS: dict[str, tuple[str, ...]] = {
-    "title": ("meta/samples/title",),
-    "source_name": ("meta/samples/source_name_ch1",),
-    "characteristics": ("meta/samples/characteristics_ch1",),
-    "organism": ("meta/samples/organism_ch1",),
-    "platform_id": ("meta/samples/platform_id",),
-    "library_strategy": ("meta/samples/library_strategy",),
-    "submission_date": ("meta/samples/submission_date",),
-}
-SINGLE_CELL_KEYS = ("meta/samples/singlecellprobability",)
-SAMPLES_GROUP = "meta/samples"
-GENES_GROUP = "meta/genes"
+
+def source_keys(field: SampleField) -> tuple[str, ...]:
+    """The keys a sample field may be read from, in the order they are tried."""
+    return tuple(f"{SAMPLES_GROUP}/{name}" for name in field.source_keys)
+
+
+GSM_KEY = source_keys(field_named("gsm"))[0]
+SERIES_KEY = source_keys(field_named("series_id"))[0]
 # Numeric sample vectors and the range of their values (NaN, i.e. missing, is allowed).
 NUMERIC_SAMPLE_RANGES: dict[str, tuple[float, float]] = {
-    "meta/samples/singlecellprobability": (0.0, 1.0),
-    "meta/samples/alignedreads": (0.0, math.inf),
-    "meta/samples/readsaligned": (0.0, math.inf),
-    "meta/samples/readstotal": (0.0, math.inf),
+    key: field.valid_range
+    for field in SOURCE_FIELDS
+    if field.valid_range
+    for key in source_keys(field)
 }
 GSM_FORMAT = r"^GSM[0-9]+$"
 # Ensembl gene ids of any species (ENSG, ENSMUSG, ...), optionally versioned or _PAR_Y.
@@ -76,7 +74,9 @@ class Archs4FormatError(InputError):
 
 @dataclass(frozen=True)
 class SourceInfo:
-    """What a release file is: its version, size, shape and chunking."""
+    """What a release file is: its version, size, shape and chunking, the key each sample field
+    is read from (`sample_keys`, column -> key; the fields the file lacks are left out) and its
+    `meta/info` (`release_info`, key -> text)."""
 
     path: str
     version: str
@@ -91,9 +91,11 @@ class SourceInfo:
     file_bytes: int
     gene_id_key: str
     gene_symbol_key: str
-    aligned_reads_key: str | None
+    sample_keys: dict[str, str]
+    release_info: dict[str, str]
 
     def as_metadata(self) -> dict[str, str | int]:
+        missing = [field.column for field in SOURCE_FIELDS if field.column not in self.sample_keys]
         return {
             "source_path": self.path,
             "source_version": self.version,
@@ -104,6 +106,8 @@ class SourceInfo:
             "chunks": f"{self.chunk_genes} x {self.chunk_samples}",
             "compression": self.compression or "none",
             "file_bytes": self.file_bytes,
+            "sample_fields_read": len(self.sample_keys),
+            "sample_fields_missing": ", ".join(missing) or "none",
         }
 
 
@@ -126,6 +130,14 @@ def file_checksum(path: Path | str, chunk_bytes: int = 16 << 20) -> str:
         while chunk := handle.read(chunk_bytes):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _info_text(value: object) -> str:
+    """A `meta/info` value (bytes, text or a number, scalar or array) as text."""
+    items = value.ravel().tolist() if isinstance(value, np.ndarray) else [value]
+    return ", ".join(
+        item.decode("utf-8", "replace") if isinstance(item, bytes) else str(item) for item in items
+    )
 
 
 def _decode_strings(values: np.ndarray) -> np.ndarray:
@@ -234,13 +246,21 @@ class Archs4Source:
             )
         return int(n_genes), int(n_samples)
 
+    def _sample_keys(self) -> dict[str, str]:
+        """Each sample field's key in this file (column -> key); refuses a missing required
+        field, leaves out an optional one."""
+        keys = {}
+        for field in SOURCE_FIELDS:
+            key = self._first_key(source_keys(field), required=field.required)
+            if key is not None:
+                keys[field.column] = key
+        return keys
+
     def _validate(self) -> SourceInfo:
         expression = self._dataset(EXPRESSION_KEY)
         gene_id_key = self._first_key(GENE_ID_KEYS, required=True)
         symbol_key = self._first_key(GENE_SYMBOL_KEYS, required=True)
-        self._dataset(GSM_KEY)
-        self._dataset(SERIES_KEY)
-        aligned_key = self._first_key(ALIGNED_READS_KEYS, required=False)
+        sample_keys = self._sample_keys()
         assert gene_id_key is not None and symbol_key is not None
 
         n_genes, n_samples = self._check_matrix(expression)
@@ -257,17 +277,18 @@ class Archs4Source:
         biotype_key = self._first_key(GENE_BIOTYPE_KEYS, required=False)
         if biotype_key:
             self._check_length(biotype_key, n_genes, "gene")
-        for key in (GSM_KEY, SERIES_KEY, *([aligned_key] if aligned_key else [])):
+        for key in sample_keys.values():
             self._check_length(key, n_samples, "sample")
 
         if self._full_check:
             self._check_metadata(gene_id_key, int(n_genes), int(n_samples))
 
         chunks = expression.chunks or (n_genes, 1)
+        release_info = self._release_info()
         return SourceInfo(
             path=str(self.path.resolve()),
-            version=self._version(),
-            creation_date=self._info_string("meta/info/creation-date") or "unknown",
+            version=self._version(release_info),
+            creation_date=release_info.get("creation-date") or "unknown",
             species=self._species(),
             n_genes=int(n_genes),
             n_samples=int(n_samples),
@@ -278,7 +299,8 @@ class Archs4Source:
             file_bytes=self.path.stat().st_size,
             gene_id_key=gene_id_key,
             gene_symbol_key=symbol_key,
-            aligned_reads_key=aligned_key,
+            sample_keys=sample_keys,
+            release_info=release_info,
         )
 
     def _check_metadata(self, gene_id_key: str, n_genes: int, n_samples: int) -> None:
@@ -347,18 +369,30 @@ class Archs4Source:
                 self.path, key, f"empty {what} value at index {int(first_index[0])}"
             )
 
-    def _info_string(self, key: str) -> str | None:
-        if key not in self._h5:
-            return None
-        value = self._h5[key][()]
-        if isinstance(value, np.ndarray):
-            value = value.ravel()[0] if value.size else b""
-        return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    def _release_info(self) -> dict[str, str]:
+        """Every dataset under `meta/info` as text, keyed by its path below the group (the
+        v2.x files hold author, contact, creation-date, laboratory and version)."""
+        group = self._h5.get(INFO_GROUP)
+        if not isinstance(group, h5py.Group):
+            return {}
+        info: dict[str, str] = {}
 
-    def _version(self) -> str:
-        version = self._info_string("meta/info/version")
+        def keep(name: str, node: h5py.Group | h5py.Dataset) -> None:
+            if isinstance(node, h5py.Dataset):
+                try:
+                    info[name] = _info_text(node[()])
+                except OSError as error:
+                    raise Archs4FormatError(
+                        self.path, f"{INFO_GROUP}/{name}", f"unreadable: {error}"
+                    ) from error
+
+        group.visititems(keep)
+        return info
+
+    def _version(self, release_info: dict[str, str]) -> str:
+        version = release_info.get("version", "").strip()
         if version:
-            return version.strip()
+            return version
         match = VERSION_IN_NAME.search(self.path.name)
         return match.group(1) if match else "unknown"
 
@@ -367,7 +401,7 @@ class Archs4Source:
         for species in ("human", "mouse"):
             if species in name:
                 return species
-        organism_key = "meta/samples/organism_ch1"
+        organism_key = source_keys(field_named("organism"))[0]
         if organism_key in self._h5 and self._h5[organism_key].shape[0] > 0:
             first = str(self._strings(organism_key, SampleRange(0, 1))[0]).lower()
             return {"homo sapiens": "human", "mus musculus": "mouse"}.get(first, first or "unknown")
@@ -425,32 +459,23 @@ class Archs4Source:
         )
 
     def sample_metadata(self, rows: SampleRange) -> dict[str, pa.Array]:
-        """Sample metadata for source columns `rows`, one Arrow array per warehouse column."""
-        columns: dict[str, pa.Array] = {
-            "gsm": pa.array(self._strings(GSM_KEY, rows), pa.string()),
-            "series_id": pa.array(self._series(rows), pa.string()),
+        """Every sample field of source columns `rows` (`archs4.sample_fields`), one Arrow
+        array per warehouse column, NULL throughout for a field the file lacks."""
+        return {
+            field.column: self._sample_field(field, self.info.sample_keys.get(field.column), rows)
+            for field in SOURCE_FIELDS
         }
-        for name, keys in SAMPLE_TEXT_COLUMNS.items():
-            key = self._first_key(keys, required=False)
-            values = self._strings(key, rows) if key else np.full(rows.size, None, dtype=object)
-            columns[name] = pa.array(values, pa.string())
-        single_cell_key = self._first_key(SINGLE_CELL_KEYS, required=False)
-        columns["single_cell_probability"] = pa.array(
-            self._numbers(single_cell_key, rows, np.float64)
-            if single_cell_key
-            else np.full(rows.size, np.nan),
-            pa.float64(),
-            from_pandas=True,
-        )
-        aligned_key = self.info.aligned_reads_key
-        columns["aligned_reads"] = pa.array(
-            self._numbers(aligned_key, rows, np.float64)
-            if aligned_key
-            else np.full(rows.size, np.nan),
-            pa.float64(),
-            from_pandas=True,
-        ).cast(pa.int64(), safe=False)
-        return columns
+
+    def _sample_field(self, field: SampleField, key: str | None, rows: SampleRange) -> pa.Array:
+        if key is None:
+            return pa.nulls(rows.size, field.type)
+        if key == SERIES_KEY:
+            return pa.array(self._series(rows), pa.string())
+        if pa.types.is_string(field.type):
+            return pa.array(self._strings(key, rows), pa.string())
+        # Through float64, which holds NaN (missing) and every integer below 2^53 exactly.
+        values = pa.array(self._numbers(key, rows, np.float64), pa.float64(), from_pandas=True)
+        return values.cast(field.type, safe=False)
 
     def _series(self, rows: SampleRange) -> np.ndarray:
         # Some releases pad the comma list with spaces; the warehouse keeps "GSE1,GSE2".

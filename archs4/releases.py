@@ -6,18 +6,34 @@ newest matters: its GSMs not yet in the warehouse become new blocks. A release i
 a cheap fingerprint (path, size, modification time), compared on every sensor tick, and
 recorded with its version and SHA-256 in `raw/release.json` once registration has finished, so a
 crash before that point leaves the release to be registered again (registration is idempotent).
+Every key of the release's `meta/info` goes into that record and into `raw/release_info.parquet`
+(one row per release and key, the `release_info` view), which keeps the info of every release
+the warehouse has registered.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from archs4.warehouse import Warehouse
 
 RELEASE_RECORD = "raw/release.json"
+RELEASE_INFO_TABLE = "raw/release_info"
+RELEASE_INFO_SCHEMA = pa.schema(
+    [
+        ("source_version", pa.string()),
+        ("source_path", pa.string()),
+        ("key", pa.string()),
+        ("value", pa.string()),
+    ]
+)
 VERSION_IN_NAME = re.compile(r"v(\d+(?:\.\d+)*)")
 
 
@@ -35,11 +51,14 @@ class Fingerprint:
 
 @dataclass(frozen=True)
 class ReleaseRecord:
+    """The registered release; `info` is its `meta/info` (empty in records older code wrote)."""
+
     fingerprint: Fingerprint
     version: str
     checksum: str
     n_samples: int
     new_blocks: list[str]
+    info: dict[str, str] = field(default_factory=dict)
 
 
 def _version_key(path: Path) -> tuple[tuple[int, ...], str]:
@@ -80,5 +99,36 @@ def write_release_record(warehouse: Warehouse, record: ReleaseRecord) -> None:
 
 
 def is_registered(warehouse: Warehouse, release: Path) -> bool:
+    """Whether `release` is the registered release, its info table included (a warehouse that
+    older code registered has none, and registers again, idempotently, to get it)."""
     record = read_release_record(warehouse)
-    return record is not None and record.fingerprint == Fingerprint.of(release)
+    return (
+        record is not None
+        and record.fingerprint == Fingerprint.of(release)
+        and warehouse.exists(warehouse.table_path(RELEASE_INFO_TABLE))
+    )
+
+
+def write_release_info(
+    warehouse: Warehouse, version: str, source_path: str, info: dict[str, str]
+) -> pa.Table:
+    """Record the `meta/info` of the release `version` read from `source_path`: its rows
+    replace those of an earlier registration of the same file and version, and the rows of
+    other releases are kept. Returns the whole table."""
+    path = warehouse.table_path(RELEASE_INFO_TABLE)
+    kept = RELEASE_INFO_SCHEMA.empty_table()
+    if warehouse.exists(path):
+        with warehouse.fs.open(path.path, "rb") as handle:
+            stored = pq.read_table(handle, schema=RELEASE_INFO_SCHEMA)
+        same = pc.and_(
+            pc.equal(stored["source_version"], version),
+            pc.equal(stored["source_path"], source_path),
+        )
+        kept = stored.filter(pc.invert(same))
+    rows = [
+        {"source_version": version, "source_path": source_path, "key": key, "value": value}
+        for key, value in info.items()
+    ]
+    table = pa.concat_tables([kept, pa.Table.from_pylist(rows, RELEASE_INFO_SCHEMA)])
+    warehouse.write_table(table, path)
+    return table

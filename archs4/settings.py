@@ -42,14 +42,20 @@ def _path(value: str) -> Path:
     return Path(value).expanduser().absolute()
 
 
-def _positive_int(value: str) -> int:
-    try:
-        number = int(value.strip())
-    except ValueError:
-        raise ValueError("is not a whole number") from None
-    if number < 1:
-        raise ValueError("must be at least 1")
-    return number
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    def parse(value: str) -> int:
+        try:
+            number = int(value.strip())
+        except ValueError:
+            raise ValueError("is not a whole number") from None
+        if number < minimum:
+            raise ValueError(f"must be at least {minimum}")
+        return number
+
+    return parse
+
+
+_positive_int = _int_at_least(1)
 
 
 def _positive_float(value: str) -> float:
@@ -115,6 +121,12 @@ VARIABLES: dict[str, Variable] = {
         Variable("sensor_interval", _positive_int, "seconds between release_sensor ticks"),
         Variable("sensor_status", _choice(SENSOR_STATUSES), "default status of release_sensor"),
         Variable("update_cron", _cron, "cron of the daily_update schedule"),
+        Variable("api_max_values", _positive_int, "largest matrix the Python API returns"),
+        Variable(
+            "coexpression_samples",
+            _int_at_least(2),  # a correlation needs two samples
+            "samples the stored gene co-expression is computed over",
+        ),
     ]
 }
 
@@ -143,6 +155,10 @@ class Settings:
     sensor_interval: int = 300
     sensor_status: str = "running"
     update_cron: str = "0 3 * * *"
+    # 250M values: 1 GB of float32, a few times that while a DataFrame is built.
+    api_max_values: int = 250_000_000
+    # 20,000 samples: 5.4 GB of float32 at 67,000 genes (archs4.coexpression).
+    coexpression_samples: int = 20_000
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -253,23 +253,7 @@ class Warehouse:
         """
         with self.fs.open(path.path, "rb") as handle:
             table = pq.read_table(handle, columns=["sample_idx", "gene_idx", value_name])
-        genes_column = table.column("gene_idx").to_numpy()
-        samples_column = table.column("sample_idx").to_numpy()
-        n_samples = int(np.searchsorted(genes_column, genes_column[0], side="right"))
-        n_genes = len(genes_column) // max(n_samples, 1)
-        # Copies: views would keep the whole id columns (one id per value) alive as long as
-        # a caller keeps the ids, which is the size of the data itself over many files.
-        sample_idx = samples_column[:n_samples].copy()
-        gene_idx = (genes_column[::n_samples] if n_samples else genes_column).copy()
-        # Compared as (genes, samples) views against broadcast ids: no tiled copies.
-        if (
-            n_genes * n_samples != table.num_rows
-            or not (samples_column.reshape(n_genes, n_samples) == sample_idx).all()
-            or not (genes_column.reshape(n_genes, n_samples) == gene_idx[:, None]).all()
-        ):
-            raise ValueError(f"{path}: rows are not a complete gene-major genes x samples block")
-        values = table.column(value_name).to_numpy().reshape(n_genes, n_samples)
-        return values, sample_idx, gene_idx
+        return gene_major_matrix(table, value_name, path)
 
     def file_metadata(self, path: UPath) -> dict[str, str]:
         """The key-value metadata a file was written with (e.g. which target normalized it)."""
@@ -291,3 +275,27 @@ class Warehouse:
                 self.fs.rm(path)
                 removed.append(path)
         return removed
+
+
+def gene_major_matrix(
+    table: pa.Table, value_name: str, where: object
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gene-major long rows (a file, or whole genes of one) as (genes x samples matrix,
+    sample_idx, gene_idx); rows in any other order are an error naming `where`."""
+    genes_column = table.column("gene_idx").to_numpy()
+    samples_column = table.column("sample_idx").to_numpy()
+    n_samples = int(np.searchsorted(genes_column, genes_column[0], side="right"))
+    n_genes = len(genes_column) // max(n_samples, 1)
+    # Copies: views would keep the whole id columns (one id per value) alive as long as
+    # a caller keeps the ids, which is the size of the data itself over many files.
+    sample_idx = samples_column[:n_samples].copy()
+    gene_idx = (genes_column[::n_samples] if n_samples else genes_column).copy()
+    # Compared as (genes, samples) views against broadcast ids: no tiled copies.
+    if (
+        n_genes * n_samples != table.num_rows
+        or not (samples_column.reshape(n_genes, n_samples) == sample_idx).all()
+        or not (genes_column.reshape(n_genes, n_samples) == gene_idx[:, None]).all()
+    ):
+        raise ValueError(f"{where}: rows are not a complete gene-major genes x samples block")
+    values = table.column(value_name).to_numpy().reshape(n_genes, n_samples)
+    return values, sample_idx, gene_idx

@@ -6,11 +6,12 @@ the source at the rehearsal size. A "value" is one entry of the source matrix (g
 samples), so every layer's bytes per value is comparable with the source's and across sizes.
 
 Measured after the build stages of the case ran, on what they wrote. The bench's warehouse is
-not a full build: it has `raw/counts`, `raw/samples`, `raw/sample_registry`,
-`reference/qn_target`, `normalized/expression`, `normalized/expression_by_gene`,
-`metrics/gene_metrics` and the catalog (`warehouse.duckdb`), but no `raw/genes`,
-`metrics/gene_windows`, labels or model layers (their stages keep their results in memory or
-in a bench-only file, which is not counted). Absent layers are recorded as absent.
+not a full build: it has `raw/counts`, `raw/samples`, `raw/sample_registry`, `raw/genes`
+(written by the co-expression queries' stage), `reference/qn_target`, `normalized/expression`,
+`normalized/expression_by_gene`, `metrics/gene_metrics`, `metrics/gene_coexpression` and the
+catalog (`warehouse.duckdb`), but no `metrics/gene_windows`, labels or model layers (their
+stages keep their results in memory or in a bench-only file, which is not counted). Absent
+layers are recorded as absent.
 """
 
 from __future__ import annotations

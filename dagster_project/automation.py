@@ -3,8 +3,9 @@
 One reconciliation function compares the warehouse with the source and asks for what is
 missing, one step at a time: register the newest release if the warehouse has not (new GSMs
 become new sample blocks and dynamic partitions); then ingest and normalize every registered
-block that lacks a committed file, against the frozen target, never touching complete blocks;
-then refresh the cross-sample assets (the gene-clustered copy, gene metrics, labels, features
+block that lacks a committed file (or whose samples an older version wrote with fewer sample
+fields), against the frozen target, never touching complete blocks; then refresh the
+cross-sample assets (the gene-clustered copy, gene metrics and co-expression, labels, features
 and predictions of new samples with the existing model, the catalog) once every block is
 complete. The fitted assets (target, feature space, model) stay frozen; refitting them is an
 explicit materialization.
@@ -18,9 +19,10 @@ from collections.abc import Callable
 import dagster as dg
 
 from archs4.blocks import block_plans, read_registry
+from archs4.coexpression import COEXPRESSION_TABLE
 from archs4.expression import EXPRESSION_DATASET
 from archs4.failures import one_line
-from archs4.ingest import COUNTS_DATASET, SAMPLES_DATASET
+from archs4.ingest import COUNTS_DATASET, SAMPLES_DATASET, committed_blocks
 from archs4.metrics_table import GENE_METRICS_TABLE
 from archs4.preflight import INPUT_ERRORS, RunInputs, check_inputs
 from archs4.releases import is_registered, newest_release
@@ -96,7 +98,11 @@ def _newest_committed(store: Warehouse, dataset: str) -> float:
 def needs_refresh(store: Warehouse) -> bool:
     """True when a cross-sample output is missing or older than the newest expression block."""
     newest_block = _newest_committed(store, EXPRESSION_DATASET)
-    outputs = [store.table_path(GENE_METRICS_TABLE), store.catalog_path]
+    outputs = [
+        store.table_path(GENE_METRICS_TABLE),
+        store.table_path(COEXPRESSION_TABLE),
+        store.catalog_path,
+    ]
     return any(
         not store.exists(path) or store.fs.modified(path.path).timestamp() < newest_block
         for path in outputs
@@ -127,7 +133,7 @@ def reconcile(
     blocks = [plan.block for plan in block_plans(read_registry(store))]
     known = set(instance.get_dynamic_partitions(SAMPLE_BLOCKS))
     unregistered_partitions = [block for block in blocks if block not in known]
-    complete = set.intersection(*(set(store.blocks_present(d)) for d in BLOCK_DATASETS))
+    complete = committed_blocks(store, BLOCK_DATASETS)
     running = {run.tags.get("dagster/partition") for run in _in_progress(instance, BLOCK_JOB)}
     incomplete = [block for block in blocks if block not in complete]
     if incomplete:

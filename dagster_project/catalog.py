@@ -4,10 +4,10 @@ import dagster as dg
 
 from dagster_project.augmentation import gan_evaluation, synthetic_samples
 from dagster_project.labels import sample_labels, sample_splits
-from dagster_project.metrics import expression_by_gene, gene_metrics
+from dagster_project.metrics import expression_by_gene, gene_coexpression, gene_metrics
 from dagster_project.model import model_evaluation, predictions
 from dagster_project.normalized import expression
-from dagster_project.raw import genes
+from dagster_project.raw import genes, source_release
 from dagster_project.reference import qn_target
 from dagster_project.resources import DuckDBCatalogResource
 
@@ -18,6 +18,7 @@ EXAMPLE_QUERY = "SELECT count(*) AS n_rows, sum(count) AS total FROM counts"
     group_name="catalog",
     kinds={"duckdb"},
     deps=[
+        source_release,
         genes,
         "samples",
         "counts",
@@ -25,6 +26,7 @@ EXAMPLE_QUERY = "SELECT count(*) AS n_rows, sum(count) AS total FROM counts"
         expression,
         expression_by_gene,
         gene_metrics,
+        gene_coexpression,
         sample_labels,
         sample_splits,
         predictions,

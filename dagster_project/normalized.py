@@ -66,6 +66,7 @@ def expression(
 @dg.asset_check(
     asset=expression,
     partitions_def=sample_blocks,
+    pool=BLOCK_POOL,
     blocking=True,
     description=(
         "GX suite `expression_block_profile`: every sample has one finite value per gene with a "

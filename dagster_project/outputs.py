@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from archs4.by_gene import EXPRESSION_BY_GENE_MANIFEST
+from archs4.coexpression import COEXPRESSION_TABLE
 from archs4.expression import EXPRESSION_DATASET, QN_TARGET_TABLE
 from archs4.ingest import COUNTS_DATASET, GENES_TABLE, SAMPLES_DATASET
 from archs4.metrics_table import GENE_METRICS_TABLE, GENE_WINDOWS_TABLE
-from archs4.releases import RELEASE_RECORD
+from archs4.releases import RELEASE_INFO_TABLE, RELEASE_RECORD
 
 
 def table(dataset: str) -> str:
@@ -34,7 +35,8 @@ class AssetOutputs:
 
 ASSET_OUTPUTS: dict[str, AssetOutputs] = {
     "source_release": AssetOutputs(
-        files=(RELEASE_RECORD, "raw/sample_registry.parquet"), inputs=("source",)
+        files=(RELEASE_RECORD, "raw/sample_registry.parquet", table(RELEASE_INFO_TABLE)),
+        inputs=("source",),
     ),
     "gene_lengths": AssetOutputs(files=("reference/gene_lengths.parquet",), inputs=("gtf",)),
     "genes": AssetOutputs(files=(table(GENES_TABLE),)),
@@ -44,6 +46,7 @@ ASSET_OUTPUTS: dict[str, AssetOutputs] = {
     "expression": AssetOutputs(block_datasets=(EXPRESSION_DATASET,)),
     "expression_by_gene": AssetOutputs(files=(EXPRESSION_BY_GENE_MANIFEST,)),
     "gene_metrics": AssetOutputs(files=(table(GENE_METRICS_TABLE), table(GENE_WINDOWS_TABLE))),
+    "gene_coexpression": AssetOutputs(files=(table(COEXPRESSION_TABLE),)),
     "sample_labels": AssetOutputs(files=("labels/sample_labels.parquet",), inputs=("labels",)),
     "sample_splits": AssetOutputs(files=("labels/sample_splits.parquet",), frozen=True),
     "feature_space": AssetOutputs(files=("model/feature_space.npz",), frozen=True),

@@ -6,7 +6,8 @@ in earlier stages. What a stage has to do comes from the warehouse itself, so an
 (`kill -9` included) resumes where it stopped and a current warehouse is left untouched:
 
 - a block-partitioned asset is pending for every registered block that lacks its committed file
-  (blocks are immutable once written, as in `make update`);
+  (blocks are immutable once written, as in `make update`), or whose `samples` file an older
+  version wrote with fewer sample fields (`archs4.ingest.committed_blocks`);
 - `source_release` is pending until the configured release is the registered one;
 - a fitted (frozen) asset is pending only while one of its files is missing: refitting is
   explicit (`make rebuild`), as in `make update`;
@@ -22,6 +23,7 @@ from pathlib import Path
 from dagster._core.definitions.assets.graph.asset_graph import AssetGraph
 
 from archs4.blocks import block_plans, read_registry
+from archs4.ingest import committed_blocks
 from archs4.releases import is_registered
 from archs4.warehouse import Warehouse
 from dagster_project.outputs import ASSET_OUTPUTS, AssetOutputs
@@ -112,10 +114,10 @@ def asset_is_pending(name: str, state: WarehouseState) -> bool:
 
 
 def pending_blocks(stage: Stage, store: Warehouse) -> list[str]:
-    """Registered blocks that lack a committed file of any asset of `stage`."""
+    """Registered blocks that lack a committed (and current) file of any asset of `stage`."""
     registered = [plan.block for plan in block_plans(read_registry(store))]
     datasets = [d for name in stage.assets for d in ASSET_OUTPUTS[name].block_datasets]
-    committed = set.intersection(*(set(store.blocks_present(d)) for d in datasets))
+    committed = committed_blocks(store, datasets)
     return [block for block in registered if block not in committed]
 
 

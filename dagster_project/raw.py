@@ -16,7 +16,14 @@ from archs4.ingest import (
     register_release,
 )
 from archs4.preflight import check_inputs
-from archs4.releases import Fingerprint, ReleaseRecord, write_release_record
+from archs4.releases import (
+    RELEASE_INFO_TABLE,
+    Fingerprint,
+    ReleaseRecord,
+    write_release_info,
+    write_release_record,
+)
+from archs4.sample_fields import SAMPLES_LAYOUT_VERSION, SAMPLES_SCHEMA
 from archs4.warehouse import Warehouse
 from dagster_project.partitions import BLOCK_POOL, SAMPLE_BLOCKS, sample_blocks
 from dagster_project.quality import check_query, parquet_frame, validate
@@ -38,7 +45,8 @@ PREVIEW_ROWS = 5
     description=(
         "The ARCHS4 release file, validated and registered: its GSMs are diffed against the "
         "sample registry and the new samples are assigned warehouse ids and sample blocks "
-        "(one dynamic partition each). Re-registering a release adds nothing."
+        "(one dynamic partition each). Re-registering a release adds nothing. Its `meta/info` "
+        "(author, contact, creation date, laboratory, version) is kept in raw/release_info."
     ),
 )
 def source_release(
@@ -64,20 +72,28 @@ def source_release(
             f"{len(registration.vanished_gsms)} warehouse samples are absent from this release "
             f"(kept, not deleted), e.g. {registration.vanished_gsms[:5]}"
         )
+    info = registration.info
+    write_release_info(store, info.version, info.path, info.release_info)
     # Recorded last: a crash before this point registers the release again (idempotently).
     write_release_record(
         store,
         ReleaseRecord(
             fingerprint=Fingerprint.of(release),
-            version=registration.info.version,
+            version=info.version,
             checksum=registration.checksum,
-            n_samples=registration.info.n_samples,
+            n_samples=info.n_samples,
             new_blocks=[p.block for p in registration.new_blocks],
+            info=info.release_info,
         ),
     )
     return dg.MaterializeResult(
         metadata={
-            **registration.info.as_metadata(),
+            **info.as_metadata(),
+            "release_info": dg.MetadataValue.md(
+                "| meta/info | value |\n|---|---|\n"
+                + "\n".join(f"| {key} | {value} |" for key, value in info.release_info.items())
+            ),
+            "release_info_path": dg.MetadataValue.path(str(store.table_path(RELEASE_INFO_TABLE))),
             "source_checksum_sha256": registration.checksum,
             "new_blocks": len(registration.new_blocks),
             "new_samples": sum(p.n_samples for p in registration.new_blocks),
@@ -127,9 +143,12 @@ def genes(source: Archs4SourceResource, warehouse: WarehouseResource) -> dg.Mate
             kinds={"parquet"},
             deps=[source_release],
             description=(
-                "The sample dimension, one file per block: GSM, series, GEO metadata text, "
-                "single-cell probability, and the column sum of the source matrix."
+                "The sample dimension, one file per block: every field of the release's "
+                "meta/samples (GSM, series, the GEO metadata, read counts, single-cell "
+                "probability; archs4.sample_fields) and the column sum of the source matrix."
             ),
+            # Follows the block schema: in the UI, blocks an older layout wrote show an older one.
+            code_version=SAMPLES_LAYOUT_VERSION,
         ),
         dg.AssetSpec(
             "counts",
@@ -201,10 +220,12 @@ def genes_are_valid(
 @dg.asset_check(
     asset="samples",
     partitions_def=sample_blocks,
+    pool=BLOCK_POOL,
     blocking=True,
     description=(
-        "GX suite `samples` on the block: GSMs unique and well formed, series ids GSE lists, "
-        "single-cell probabilities in [0, 1]; and no GSM of the block in another block."
+        "GX suite `samples` on the block: every sample field's column, GSMs unique and well "
+        "formed, series ids GSE lists, single-cell probabilities in [0, 1], read counts "
+        "non-negative; and no GSM of the block in another block."
     ),
 )
 def samples_block_is_valid(
@@ -219,7 +240,7 @@ def samples_block_is_valid(
     result = validate(
         frame,
         "samples",
-        {"n_samples": registered_block(store, block).n_samples},
+        {"n_samples": registered_block(store, block).n_samples, "columns": SAMPLES_SCHEMA.names},
         gsms_in_other_blocks=len(duplicates),
     )
     if duplicates:
@@ -234,6 +255,7 @@ def samples_block_is_valid(
 @dg.asset_check(
     asset="counts",
     partitions_def=sample_blocks,
+    pool=BLOCK_POOL,
     blocking=True,
     description=(
         "GX suite `counts_block_profile` on the block's per-sample profile (computed by DuckDB): "

@@ -9,8 +9,10 @@ import duckdb
 import polars as pl
 from pydantic import Field
 
+from archs4.budget import default_budget_bytes
 from archs4.by_gene import DEFAULT_VALUES_PER_CHUNK
 from archs4.catalog import build_catalog, connect_read_only
+from archs4.coexpression import DEFAULT_MAX_SAMPLES, DEFAULT_TOP_K
 from archs4.gene_lengths import LengthMethod, gene_lengths_from_gtf
 from archs4.preflight import RunInputs
 from archs4.quantile_norm import LengthAdjustment
@@ -121,6 +123,27 @@ class WarehouseResource(dg.ConfigurableResource):
         return Warehouse.at(self.root)
 
 
+class CoexpressionResource(dg.ConfigurableResource):
+    """How the stored gene co-expression (`gene_coexpression`) is computed."""
+
+    max_samples: int = Field(
+        default=DEFAULT_MAX_SAMPLES,
+        description="Samples the correlations are computed over: all of them up to this many, "
+        "else a seeded subset of this size (ARCHS4_COEXPRESSION_SAMPLES).",
+    )
+    top_k: int = Field(default=DEFAULT_TOP_K, description="Partners stored per gene.")
+    memory_budget_bytes: int | None = Field(
+        default=None,
+        description="Memory the genes x samples float32 matrix must fit in, with its working "
+        "memory (fewer samples when it would not); none: the default budget "
+        "(archs4.budget), taken when the asset runs.",
+    )
+
+    def budget_bytes(self) -> int:
+        """The memory budget in bytes (the default one unless set)."""
+        return self.memory_budget_bytes or default_budget_bytes()
+
+
 class DuckDBCatalogResource(dg.ConfigurableResource):
     """The DuckDB catalog of views over the warehouse: one writer, many read-only readers."""
 
@@ -156,6 +179,10 @@ def resources_from_settings(settings: Settings) -> dict[str, dg.ConfigurableReso
         "augmentation": AugmentationResource(epochs=settings.gan_epochs),
         "classifier": ClassifierResource(
             n_estimators=settings.rf_trees, max_train_samples=settings.max_train_samples
+        ),
+        "coexpression": CoexpressionResource(
+            max_samples=settings.coexpression_samples,
+            memory_budget_bytes=settings.memory_budget_bytes,
         ),
         "catalog": DuckDBCatalogResource(warehouse_root=root),
     }

@@ -17,6 +17,7 @@ from archs4.by_gene import (
     EXPRESSION_BY_GENE_DATASET,
     build_expression_by_gene,
     iter_gene_chunks,
+    iter_gene_row_groups,
     plan_gene_chunks,
 )
 from archs4.expression import EXPRESSION_DATASET
@@ -60,6 +61,10 @@ def test_rebuilt_in_small_chunks_equals_the_block_layer(built, tmp_path: Path):
         assert block_genes.tolist() == genes.tolist()
         expected[:, samples] = values
     assert np.array_equal(rebuilt, expected)
+    row_groups = list(iter_gene_row_groups(store))  # the same rows, a row group at a time
+    assert np.array_equal(np.vstack([values for _, values, _, _ in row_groups]), expected)
+    assert all(samples.tolist() == list(range(n_samples)) for _, _, samples, _ in row_groups)
+    assert np.array_equal(np.concatenate([g for _, _, _, g in row_groups]), genes)
     # Re-chunking coarser removes the chunks of the finer plan.
     coarse = build_expression_by_gene(store, blocks, genes, n_samples)
     assert store.partition_keys(EXPRESSION_BY_GENE_DATASET, CHUNK) == [c.key for c in coarse]

@@ -105,13 +105,13 @@ def test_every_analytics_query_has_a_header_and_runs(demo, monkeypatch, capsys):
     _, root, _, _ = demo
     monkeypatch.setenv("ARCHS4_WAREHOUSE", str(root))
     with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as connection:
-        symbol = connection.sql(
-            "SELECT symbol FROM gene_metrics ORDER BY p95_rank LIMIT 1"
-        ).fetchall()[0][0]
+        gene_idx, symbol = connection.sql(
+            "SELECT gene_idx, symbol FROM gene_metrics ORDER BY p95_rank LIMIT 1"
+        ).fetchall()[0]
     assert len(ANALYTICS) >= 5
     for path in ANALYTICS:
         assert path.read_text().startswith("-- "), f"{path.name} has no header comment"
-        parameters = [f"symbol={symbol}", "sample_idx=5", "k=3"]
+        parameters = [f"symbol={symbol}", f"gene_idx={gene_idx}", "sample_idx=5", "k=3"]
         arguments = ["sql", "-f", str(path), "--format", "json"]
         assert main(arguments + [f"--param={p}" for p in parameters]) == 0
         rows = json.loads(capsys.readouterr().out)

@@ -10,6 +10,8 @@ import pyarrow as pa
 import pytest
 
 from archs4.blocks import REGISTRY_SCHEMA
+from archs4.ingest import SAMPLES_DATASET
+from archs4.sample_fields import SAMPLES_SCHEMA
 from archs4.warehouse import Warehouse
 from dagster_project.automation import refresh_job
 from dagster_project.headless import _asset_graph, graph_stages
@@ -113,6 +115,11 @@ def test_pending_blocks_are_registered_blocks_without_a_committed_file(tmp_path:
     assert pending_blocks(stage, store) == ["000000", "000001", "000002"]
     _touch(tmp_path / "wh", "raw/counts/block=000001/part.parquet", 1)
     assert pending_blocks(stage, store) == ["000000", "000001", "000002"]  # samples missing
-    _touch(tmp_path / "wh", "raw/samples/block=000001/part.parquet", 1)
+    samples = store.block_path(SAMPLES_DATASET, "000001")
+    store.write_table(SAMPLES_SCHEMA.empty_table(), samples)
     _touch(tmp_path / "wh", "raw/counts/block=000002/.tmp-half.parquet", 1)  # not committed
     assert pending_blocks(stage, store) == ["000000", "000002"]
+    # Samples an older version wrote, with fewer sample fields: the block is derived again.
+    store.write_table(SAMPLES_SCHEMA.empty_table().drop_columns(["reads_total"]), samples)
+    assert pending_blocks(stage, store) == ["000000", "000001", "000002"]
+    assert pending_blocks(Stage(("counts",), per_block=True), store) == ["000000", "000002"]
