@@ -111,6 +111,31 @@ def gene_access_table(by: Records) -> list[dict[str, Any]]:
     return rows
 
 
+API_TASKS = ["search_then_genes", "profiles_100", "one_gene", "coexpression"]
+
+
+def api_table(by: Records) -> list[dict[str, Any]]:
+    """The Python API's everyday tasks against archs4py's, same answers, same run."""
+    rows = []
+    for n, genes in _cases(by, "api_tasks"):
+        r = by[("api_tasks", n, genes)]
+        for task in API_TASKS:
+            api, reference = r[f"api_{task}_seconds"], r[f"archs4py_{task}_seconds"]
+            rows.append(
+                {
+                    "N": n,
+                    "genes": genes,
+                    "task": task,
+                    "API s": api,
+                    "archs4py s": reference,
+                    "archs4py / API (goal > 1)": reference / api,
+                    "archs4py extrapolated": task in {"one_gene", "coexpression"}
+                    and r["archs4py_samples_measured"] < n,
+                }
+            )
+    return rows
+
+
 def kernel_table(by: Records) -> list[dict[str, Any]]:
     """Each kernel form's time, ratio to numpy, peak memory and max |diff| against numpy."""
     rows = []
@@ -130,6 +155,36 @@ def kernel_table(by: Records) -> list[dict[str, Any]]:
                         "max |diff| vs numpy": r.get(f"{form}_max_abs_diff"),
                     }
                 )
+    return rows
+
+
+def coexpression_table(by: Records) -> list[dict[str, Any]]:
+    """Gene co-expression per case: the stored top k's build (its two phases and peak memory)
+    and `archs4 coexpressed -k 20` both ways, with how far their correlations are apart."""
+    rows = []
+    for n, genes in _cases(by, "coexpression"):
+        build = by[("coexpression", n, genes)]
+        queries = by.get(("coexpression_queries", n, genes))
+        row: dict[str, Any] = {
+            "N": n,
+            "genes": genes,
+            "samples used": build["samples_used"],
+            "build s": build["seconds"],
+            "read s": build["read_seconds"],
+            "correlate s": build["correlate_seconds"],
+            "build peak MB": build["peak_rss_mb"],
+        }
+        if queries:
+            row.update(
+                {
+                    "exact SQL s": queries["exact_seconds"],
+                    "exact SQL peak MB": queries["exact_peak_mb"],
+                    "stored lookup s": queries["lookup_seconds"],
+                    "exact / lookup": queries["exact_seconds"] / queries["lookup_seconds"],
+                    "max |diff| by rank": queries["max_abs_diff_by_rank"],
+                }
+            )
+        rows.append(row)
     return rows
 
 

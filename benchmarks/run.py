@@ -26,6 +26,8 @@ from archs4.demo_data import write_demo_dataset
 from archs4.splits import DEFAULT_MAX_TRAIN_SAMPLES
 from benchmarks.report import (
     access_figures,
+    api_table,
+    coexpression_table,
     disk_figures,
     disk_table,
     figure,
@@ -49,11 +51,14 @@ STAGE_ORDER = [
     "normalize",
     "by_gene",
     "metrics",
+    "coexpression",
     "catalog",
     "metrics_naive",
     "one_gene_query",
+    "coexpression_queries",
     "sample_access",
     "gene_access",
+    "api_tasks",
     "kernel_vs_qnorm",
     "normalize_forms",
     "p95_forms",
@@ -80,6 +85,7 @@ SCALING_STAGES = [
 RATIOS = [("ingest", "plain_read", "ingest / plain h5py read", ("<=", 2))]
 # The full human release the projection is for.
 FULL_SAMPLES, FULL_GENES = 900_000, 67_000
+MB = 1 << 20
 # Stages a full build runs once (the references and the query are not part of it).
 BUILD_STAGES = [
     "register",
@@ -88,6 +94,7 @@ BUILD_STAGES = [
     "normalize",
     "by_gene",
     "metrics",
+    "coexpression",
     "catalog",
     "features",
     "classifier",
@@ -233,6 +240,15 @@ KERNELS_TITLE = (
     "(normalize: one counts block file to normalized values; p95: the gene-clustered copy to "
     "every gene's p95)"
 )
+API_TITLE = (
+    "Python API against archs4py 1.0.4 (same answers asserted; archs4py's gene and "
+    "co-expression tasks timed on at most 500 samples and extrapolated)"
+)
+COEXPRESSION_TITLE = (
+    "Gene co-expression: the stored top k (build: read the gene-clustered copy, then correlate "
+    "in blocks) and `archs4 coexpressed -k 20` exactly over all samples (one streamed SQL pass) "
+    "or looked up in the stored table, each the mean over 3 genes of the best of 3"
+)
 DISK_TITLE = (
     "Disk: bytes per value (value = one entry of the source genes x samples matrix), after the "
     "build stages"
@@ -260,7 +276,9 @@ def write_report(
     tables = {
         SAMPLE_ACCESS_TITLE: sample_access_table(by),
         GENE_ACCESS_TITLE: gene_access_table(by),
+        API_TITLE: api_table(by),
         KERNELS_TITLE: kernel_table(by),
+        COEXPRESSION_TITLE: coexpression_table(by),
         DISK_TITLE: disk_table(by),
     }
     report = {
@@ -309,8 +327,23 @@ def _access_note(record: dict) -> str:
     )
 
 
+def _coexpression_note(record: dict) -> str:
+    """The note of the co-expression stages' rows (details: the co-expression table)."""
+    if record["stage"] == "coexpression":
+        return (
+            f"stored top {record['top_k']} of {record['genes_with_variance']} genes over "
+            f"{record['samples_used']} samples: read {record['read_seconds']:.1f} s, "
+            f"correlate {record['correlate_seconds']:.1f} s"
+        )
+    return (
+        f"coexpressed -k 20: exact SQL {record['exact_seconds']:.2f} s, stored lookup "
+        f"{record['lookup_seconds']:.3f} s; max |diff| by rank "
+        f"{record['max_abs_diff_by_rank']:.1e} over {record['samples_used']} samples"
+    )
+
+
 def _new_stage_note(record: dict) -> str:
-    """Notes of the catalog, access, kernel-form and disk stages."""
+    """Notes of the catalog, co-expression, access, kernel-form and disk stages."""
     stage = record["stage"]
     if stage == "catalog":
         return f"views: {', '.join(record['views'])}"
@@ -323,6 +356,8 @@ def _new_stage_note(record: dict) -> str:
             for form in ("duckdb", "duckdb_all_cores", "polars")
         )
         return f"numpy {record['numpy_seconds']:.3f} s; / numpy: {ratios}"
+    if stage in {"coexpression", "coexpression_queries"}:
+        return _coexpression_note(record)
     if stage == "disk":
         per_value = record["bytes_per_value"]
         return (
@@ -366,6 +401,8 @@ def _row(record: dict, by: dict) -> dict:
             f"goal >= 20); one gene filtered from the block layer "
             f"{record['one_gene_blocks_seconds']:.3f} s"
         )
+    if stage == "coexpression_queries":
+        row["seconds"] = record["exact_seconds"]
     if stage == "kernel_vs_qnorm":
         row["seconds"] = record["ours_seconds"]
         row["note"] = (
@@ -482,6 +519,31 @@ def summarize(records: list[dict], sizes: list[int], genes: int) -> tuple[list[d
     return table, summary
 
 
+def _projected_coexpression(
+    by: dict, stage: str, sizes: list[int], genes: int, _more_genes: int
+) -> dict[str, Any]:
+    """The stored co-expression's projected hours and peak GB, from its largest-N case (whose
+    samples are capped, as a full release's are): reading scales with the values (samples x
+    genes), the correlations with genes^2 x the samples used, the memory with genes x the
+    samples used (float32)."""
+    measured = by[(stage, sizes[-1], genes)]
+    used = min(FULL_SAMPLES, measured["max_samples"])
+    read = measured["read_seconds"] * (FULL_SAMPLES / sizes[-1]) * (FULL_GENES / genes)
+    correlate = (
+        measured["correlate_seconds"]
+        * (FULL_GENES / genes) ** 2
+        * (used / measured["samples_used"])
+    )
+    extra_bytes = 4 * (FULL_GENES * used - genes * measured["samples_used"])
+    return {
+        "stage": stage,
+        "exponent in N": None,
+        "exponent in genes": None,
+        "hours": (read + correlate) / 3600,
+        "peak GB": (measured["peak_rss_mb"] + extra_bytes / MB) / 1024,
+    }
+
+
 def _projected_stage(
     by: dict, stage: str, sizes: list[int], genes: int, more_genes: int
 ) -> dict[str, Any]:
@@ -522,6 +584,8 @@ def _projected_stage(
     }
 
 
+# Stages whose cost does not follow the exponents fitted over the bench's sizes.
+PROJECTIONS = {"coexpression": _projected_coexpression}
 TOTAL_ROW = "total (stages one after the other)"
 REFERENCE_ROW = f"{REFERENCE_STAGE} (reference, not in the total: h5py reads every block once)"
 
@@ -538,14 +602,15 @@ def project(
     Peak memory: the peak at the most genes measured, times the stage's memory ratio from the
     smallest to the largest N (the memory per block does not depend on N). The model stages
     work on the capped training set of 50 features: their cost at the largest size is taken as
-    is once the cap is reached, and scaled linearly up to the cap before. A build stage the
-    run did not measure (an older `latest.json`) is left out.
+    is once the cap is reached, and scaled linearly up to the cap before. So is the stored
+    co-expression, over its capped samples (`_projected_coexpression`). A build stage the run
+    did not measure (an older `latest.json`) is left out.
     """
     if len(sizes) < 2 or more_genes is None:
         return []
     by = {(r["stage"], r["n_samples"], r["n_genes"]): r for r in records}
     rows = [
-        _projected_stage(by, stage, sizes, genes, more_genes)
+        PROJECTIONS.get(stage, _projected_stage)(by, stage, sizes, genes, more_genes)
         for stage in BUILD_STAGES
         if (stage, sizes[-1], genes) in by
     ]

@@ -20,10 +20,14 @@ from pathlib import Path
 import h5py
 import numpy as np
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from archs4.blocks import block_plans, read_registry
+from archs4.budget import default_budget_bytes
 from archs4.by_gene import EXPRESSION_BY_GENE_DATASET, build_expression_by_gene, iter_gene_chunks
+from archs4.catalog import connect_read_only
+from archs4.coexpression import COEXPRESSION_TABLE, coexpressed, compute_gene_coexpression
 from archs4.expression import (
     EXPRESSION_DATASET,
     accumulate_target,
@@ -31,7 +35,14 @@ from archs4.expression import (
     read_target,
     write_target,
 )
-from archs4.ingest import COUNTS_DATASET, SAMPLES_DATASET, ingest_block, register_release
+from archs4.ingest import (
+    COUNTS_DATASET,
+    GENES_TABLE,
+    SAMPLES_DATASET,
+    genes_table,
+    ingest_block,
+    register_release,
+)
 from archs4.labels import read_truth_table
 from archs4.metrics_table import GENE_METRICS_TABLE, compute_gene_metrics
 from archs4.settings import Settings
@@ -43,8 +54,10 @@ from archs4.training_data import (
 )
 from archs4.warehouse import Warehouse
 from benchmarks.access_paths import gene_access, sample_access
+from benchmarks.api_tasks import api_tasks
 from benchmarks.disk import BENCH_ONLY_FILES, disk
 from benchmarks.kernel_forms import normalize_forms, p95_forms
+from benchmarks.measure import measured
 
 MB = 1 << 20
 
@@ -140,6 +153,65 @@ def metrics(_source: Path, warehouse: Warehouse, _block_size: int) -> dict:
     result = compute_gene_metrics(warehouse, blocks, genes)
     warehouse.write_table(result.metrics.to_arrow(), warehouse.table_path(GENE_METRICS_TABLE))
     return {"genes": result.metrics.height}
+
+
+def coexpression(_source: Path, warehouse: Warehouse, _block_size: int) -> dict:
+    """The stored gene co-expression as the asset computes it: the configured sample cap
+    (ARCHS4_COEXPRESSION_SAMPLES), the default top k and memory budget."""
+    settings = Settings.from_env()
+    result = compute_gene_coexpression(
+        warehouse,
+        max_samples=settings.coexpression_samples,
+        budget_bytes=default_budget_bytes(),
+    )
+    warehouse.write_table(result.table, warehouse.table_path(COEXPRESSION_TABLE))
+    return {
+        "max_samples": settings.coexpression_samples,
+        "samples_used": result.n_samples,
+        "genes_with_variance": result.table.num_rows // max(result.top_k, 1),
+        "top_k": result.top_k,
+        "read_seconds": result.read_seconds,
+        "correlate_seconds": result.correlate_seconds,
+    }
+
+
+QUERY_GENES = 3
+
+
+def coexpression_queries(source: Path, warehouse: Warehouse, _block_size: int) -> dict:
+    """`archs4 coexpressed GENE -k 20` both ways on the read-only connection the command
+    opens, for QUERY_GENES genes spread over the gene order, each best of 3: the exact streamed
+    SQL and the lookup of the stored top k; and how far their correlations are apart at each
+    rank (0 up to float32 rounding when the stored table used every sample). Writes the gene
+    table first (`raw/genes`, as the `genes` asset would; the bench has no GTF, so every gene
+    has the bench's length): both paths name the genes."""
+    genes = genes_table(source)
+    lengths = {"length_bp": np.full(genes.num_rows, 1500), "has_length": [True] * genes.num_rows}
+    for name, column in lengths.items():
+        genes = genes.append_column(name, pa.array(column))
+    warehouse.write_table(genes, warehouse.table_path(GENES_TABLE))
+    stored = pq.read_table(
+        str(warehouse.table_path(COEXPRESSION_TABLE)), columns=["gene_idx", "n_samples"]
+    )
+    candidates = np.unique(stored["gene_idx"].to_numpy())
+    chosen = candidates[np.linspace(0, candidates.size - 1, QUERY_GENES).astype(int)]
+    exact, lookup, differences = [], [], []
+    with connect_read_only(warehouse) as connection:
+        for gene in chosen.tolist():
+            exact.append(measured(lambda g=gene: coexpressed(connection, g, 20, exact=True)))
+            lookup.append(measured(lambda g=gene: coexpressed(connection, g, 20)))
+            assert lookup[-1].result.schema.metadata == {b"source": b"gene_coexpression"}
+            values = [m.result["correlation"].to_numpy() for m in (exact[-1], lookup[-1])]
+            differences.append(float(np.abs(values[0] - values[1]).max()))
+    return {
+        "exact_seconds": float(np.mean([m.seconds for m in exact])),
+        "exact_peak_mb": max(m.peak_mb or 0.0 for m in exact),
+        "lookup_seconds": float(np.mean([m.seconds for m in lookup])),
+        "lookup_peak_mb": max(m.peak_mb or 0.0 for m in lookup),
+        "query_genes": chosen.tolist(),
+        "samples_used": int(stored["n_samples"][0].as_py()),
+        "max_abs_diff_by_rank": max(differences),
+    }
 
 
 def catalog(_source: Path, warehouse: Warehouse, _block_size: int) -> dict:
@@ -311,11 +383,14 @@ STAGES = {
     "normalize": normalize,
     "by_gene": by_gene,
     "metrics": metrics,
+    "coexpression": coexpression,
     "catalog": catalog,
     "metrics_naive": metrics_naive,
     "one_gene_query": one_gene_query,
+    "coexpression_queries": coexpression_queries,
     "sample_access": sample_access,
     "gene_access": gene_access,
+    "api_tasks": api_tasks,
     "kernel_vs_qnorm": kernel_vs_qnorm,
     "normalize_forms": normalize_forms,
     "p95_forms": p95_forms,
