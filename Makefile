@@ -50,7 +50,8 @@ ui: install | $(DAGSTER_HOME)
 bench: install
 	$(BIN)/python -m benchmarks.run
 
-# The real `make run` on a generated 50,000 x 60,000 release (~1 h on 2 cores, ~35 GB of disk
+# The real `make run` on a generated 50,000 x 60,000 release (over 2 h on 2 cores; REHEARSAL_FLAGS=--resume
+# continues an interrupted one, ~35 GB of disk
 # while it runs); writes benchmarks/results/rehearsal.json, then removes what it generated.
 rehearsal: install
 	$(BIN)/python -m benchmarks.rehearsal $(REHEARSAL_FLAGS)
