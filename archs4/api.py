@@ -17,7 +17,6 @@ the row groups that can hold the requested samples and genes. A matrix larger th
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -27,7 +26,12 @@ import pandas as pd
 import polars as pl
 import pyarrow as pa
 
-from archs4.by_gene import CHUNK, EXPRESSION_BY_GENE_DATASET, EXPRESSION_BY_GENE_MANIFEST
+from archs4.by_gene import (
+    CHUNK,
+    EXPRESSION_BY_GENE_DATASET,
+    EXPRESSION_BY_GENE_MANIFEST,
+    read_manifest,
+)
 from archs4.catalog import connect_read_only, local_root, run_read_only_query
 from archs4.count_normalization import SUBSET_METHODS, normalize_counts
 from archs4.expression import (
@@ -273,10 +277,7 @@ class ReadOnlyWarehouse:
         """The `expression` block files of `chosen`, or every gene chunk when that reads less."""
         manifest_path = self._root / EXPRESSION_BY_GENE_MANIFEST
         n_total = self._sample_index().height
-        if (
-            manifest_path.is_file()
-            and json.loads(manifest_path.read_text())["n_samples"] == n_total
-        ):
+        if manifest_path.is_file() and read_manifest(self._storage)["n_samples"] == n_total:
             block_values = (
                 self._sample_index().filter(pl.col("block").is_in(chosen["block"].unique())).height
                 * self.genes()["has_length"].sum()
