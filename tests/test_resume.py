@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from dagster_project.headless import graph_stages
 from tests.archs4_files import example_counts, write_archs4_file, write_gtf
 from tests.kill import kill_headless_when
 
@@ -90,7 +91,11 @@ def test_killed_run_resumes_without_redoing_committed_blocks(tmp_path: Path) -> 
     again = run(env)
     assert again.returncode == 0, again.stderr
     assert files_by_path(root) == after  # a current warehouse: no file touched
-    assert "stage 5/5: 13 of 13 assets current" in again.stdout
+    stages = graph_stages()
+    last = stages[-1].assets
+    assert f"stage {len(stages)}/{len(stages)}: {len(last)} of {len(last)} assets current" in (
+        again.stdout
+    )
 
     quiet = subprocess.run(
         [sys.executable, "-m", "dagster_project.headless", "run", "--quiet"],
