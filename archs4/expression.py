@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from archs4.blocks import BlockPlan
 from archs4.ingest import COUNTS_DATASET, GENES_TABLE
 from archs4.quantile_norm import LengthAdjustment, TargetAccumulator, normalize_block
 from archs4.warehouse import Warehouse
@@ -172,3 +173,16 @@ def gene_lengths_by_idx(warehouse: Warehouse) -> np.ndarray:
         table.column("length_bp").cast(pa.float64()).to_numpy(zero_copy_only=False)
     )
     return lengths
+
+
+def recomputed_sample_idx(block: BlockPlan, at_most: int) -> list[int]:
+    """The samples of `block` whose values the blocking check recomputes: all of them up to
+    `at_most`, else `at_most` evenly spaced ones, the block's first and last included.
+
+    Evenly spaced rather than random, so that the same block is always checked on the same
+    samples (a re-run reproduces a failure) and every part of the block is covered.
+    """
+    if block.n_samples <= at_most:
+        return block.sample_idx.tolist()
+    positions = np.unique(np.linspace(0, block.n_samples - 1, at_most).round().astype(np.int64))
+    return (block.sample_idx_start + positions).tolist()

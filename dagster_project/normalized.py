@@ -12,6 +12,7 @@ from archs4.expression import (
     gene_lengths_by_idx,
     normalize_stored_block,
     read_target,
+    recomputed_sample_idx,
 )
 from archs4.ingest import COUNTS_DATASET, GENES_TABLE
 from dagster_project.partitions import BLOCK_POOL, sample_blocks
@@ -70,9 +71,10 @@ def expression(
     blocking=True,
     description=(
         "GX suite `expression_block_profile`: every sample has one finite value per gene with a "
-        "length and none without; every value, length adjustment undone, equals the "
-        "quantile-normalized value recomputed in SQL from counts and the frozen target; and "
-        "the block was normalized against the current target."
+        "length and none without; every value of the recomputed samples (all of a block of "
+        "up to ARCHS4_CHECK_RECOMPUTED_SAMPLES (100), else that many evenly spaced ones), "
+        "length adjustment undone, equals the quantile-normalized value recomputed in SQL from "
+        "counts and the frozen target; and the block was normalized against the current target."
     ),
 )
 def expression_block_is_valid(
@@ -105,6 +107,8 @@ def expression_block_is_valid(
             ),
         )
     genes_file = str(store.table_path(GENES_TABLE))
+    plan = registered_block(store, block)
+    recomputed = recomputed_sample_idx(plan, normalization.check_recomputed_samples)
     profile = check_query(
         "expression_block_profile",
         counts_file=str(store.block_path(COUNTS_DATASET, block)),
@@ -112,6 +116,7 @@ def expression_block_is_valid(
         target_file=str(store.table_path(QN_TARGET_TABLE)),
         genes_file=genes_file,
         method=method,
+        recomputed_samples=recomputed,
     )
     n_with_length = (
         pl.scan_parquet(genes_file).filter(pl.col("has_length")).select(pl.len()).collect().item()
@@ -121,8 +126,10 @@ def expression_block_is_valid(
         "expression_block_profile",
         {
             "n_genes_with_length": n_with_length,
-            "n_samples": registered_block(store, block).n_samples,
+            "n_samples": plan.n_samples,
+            "n_recomputed": len(recomputed),
             "tolerance": RELATIVE_TOLERANCE,
         },
+        samples_recomputed=len(recomputed),
         max_relative_error=float(profile["max_relative_error"].max()) if len(profile) else 0.0,
     )

@@ -60,12 +60,19 @@ class GeneAnnotationResource(dg.ConfigurableResource):
 
 
 class NormalizationResource(dg.ConfigurableResource):
-    """How quantile-normalized values are adjusted for gene length."""
+    """How quantile-normalized values are adjusted for gene length, and how much of each
+    block the blocking check recomputes."""
 
     length_adjustment: LengthAdjustment = Field(
         default="divide",
         description="divide: qn / (length_bp / 1000) (the original description); "
         "subtract_log2: qn - log2(length_bp / 1000); none: qn.",
+    )
+    check_recomputed_samples: int = Field(
+        default=100,
+        description="Samples per block whose values the blocking `expression` check recomputes "
+        "in SQL (all of a smaller block, else evenly spaced ones). Every sample's row count, "
+        "finiteness and gene lengths are checked whatever this is.",
     )
 
 
@@ -172,7 +179,8 @@ def resources_from_settings(settings: Settings) -> dict[str, dg.ConfigurableReso
         ),
         "annotation": GeneAnnotationResource(path=str(settings.gtf_path)),
         "normalization": NormalizationResource(
-            length_adjustment=settings.length_adjustment  # type: ignore[arg-type]
+            length_adjustment=settings.length_adjustment,  # type: ignore[arg-type]
+            check_recomputed_samples=settings.check_recomputed_samples,
         ),
         "warehouse": WarehouseResource(root=root, gene_chunk_values=settings.gene_chunk_values),
         "label_sources": label_sources(settings),

@@ -482,6 +482,7 @@ BAD_VALUES: list[tuple[str, str, tuple[str, ...] | None]] = [
     ("ARCHS4_DASK_SCHEDULER", "localhost", None),
     ("ARCHS4_API_MAX_VALUES", "many", None),
     ("ARCHS4_COEXPRESSION_SAMPLES", "1", None),
+    ("ARCHS4_CHECK_RECOMPUTED_SAMPLES", "all", None),
     ("ARCHS4_BLOCKSIZE", "10", ("ARCHS4_BLOCK_SIZE",)),  # misspelled: "did you mean"
 ]
 CASES |= {f"env-{name}={value}": setting(name, value, shown) for name, value, shown in BAD_VALUES}

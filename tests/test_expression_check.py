@@ -1,0 +1,106 @@
+"""The blocking `expression` check fails on a wrong stored value: on any value of a sample whose
+values it recomputes in SQL, and on a non-finite value of any sample, recomputed or not."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from archs4.blocks import BlockPlan, registered_block
+from archs4.expression import EXPRESSION_DATASET, recomputed_sample_idx
+from archs4.warehouse import Warehouse
+from dagster_project.definitions import all_assets, all_checks
+from dagster_project.resources import NormalizationResource
+from tests.conftest import resources_for
+
+pytestmark = pytest.mark.slow
+
+BLOCK = "000001"
+
+
+def plan(n_samples: int, start: int = 1000) -> BlockPlan:
+    return BlockPlan(BLOCK, "f.h5", "v2.6", "sha", 0, n_samples, start)
+
+
+def test_recomputed_samples_are_all_of_a_small_block_else_evenly_spaced():
+    assert recomputed_sample_idx(plan(10), 10) == list(range(1000, 1010))
+    chosen = recomputed_sample_idx(plan(2000), 100)
+    assert len(chosen) == 100 and chosen == sorted(set(chosen))
+    assert chosen[0] == 1000 and chosen[-1] == 2999  # the block's first and last sample
+    assert max(np.diff(chosen)) - min(np.diff(chosen)) <= 1
+    assert recomputed_sample_idx(plan(2000), 100) == chosen  # the same samples every run
+    assert recomputed_sample_idx(plan(3), 2) == [1000, 1002]
+
+
+def corrupt(root: Path, sample_position: int, value: float) -> int:
+    """Replace one stored value of the block's `sample_position`-th sample, keeping the file's
+    metadata (the target digest the check compares); returns that sample's sample_idx."""
+    store = Warehouse.at(root)
+    path = store.block_path(EXPRESSION_DATASET, BLOCK)
+    table = pq.read_table(path)
+    sample_idx = int(registered_block(store, BLOCK).sample_idx[sample_position])
+    values = table.column("value").to_numpy(zero_copy_only=False).copy()
+    row = int(np.flatnonzero(table.column("sample_idx").to_numpy() == sample_idx)[0])
+    values[row] = value
+    column = pa.array(values, type=table.schema.field("value").type)
+    pq.write_table(table.set_column(table.schema.get_field_index("value"), "value", column), path)
+    return sample_idx
+
+
+def check_outcome(built, tmp_path: Path, recomputed: int, position: int, value: float | None):
+    """Copy the session's warehouse, corrupt one value (unless `value` is None) and run the
+    block's `expression` checks alone: (passed, metadata)."""
+    tmp, _, root, _ = built
+    copy = tmp_path / "warehouse"
+    shutil.copytree(root, copy)
+    if value is not None:
+        corrupt(copy, position, value)
+    resources = resources_for(tmp / "human_gene_v2.6.h5", tmp / "genes.gtf", copy)
+    resources["normalization"] = NormalizationResource(check_recomputed_samples=recomputed)
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize(
+            [*all_assets, *all_checks],
+            selection=dg.AssetSelection.checks_for_assets("expression"),
+            # The partition as a tag: `partition_key` wants a selected asset.
+            tags={"dagster/partition": BLOCK},
+            instance=instance,
+            resources=resources,
+            raise_on_error=False,
+        )
+    (evaluation,) = [
+        event.asset_check_evaluation_data
+        for event in result.all_events
+        if event.event_type_value == "ASSET_CHECK_EVALUATION"
+    ]
+    return evaluation.passed, evaluation
+
+
+def test_an_intact_block_passes_with_its_recomputed_samples_counted(built, tmp_path: Path):
+    passed, evaluation = check_outcome(built, tmp_path, recomputed=3, position=0, value=None)
+    assert passed, evaluation.description
+    assert evaluation.metadata["samples_recomputed"].value == 3
+
+
+def test_a_wrong_value_of_a_recomputed_sample_fails(built, tmp_path: Path):
+    # 3 of the block's 10 samples are recomputed: positions 0, 4 (4.5 rounded to even) and 9.
+    passed, evaluation = check_outcome(built, tmp_path, recomputed=3, position=9, value=123.0)
+    assert not passed
+    assert "max_relative_error" in (evaluation.description or "")
+
+
+def test_a_wrong_value_fails_when_every_sample_is_recomputed(built, tmp_path: Path):
+    passed, evaluation = check_outcome(built, tmp_path, recomputed=100, position=1, value=123.0)
+    assert not passed
+    assert "max_relative_error" in (evaluation.description or "")
+
+
+def test_a_non_finite_value_fails_in_a_sample_not_recomputed(built, tmp_path: Path):
+    passed, evaluation = check_outcome(built, tmp_path, recomputed=3, position=1, value=np.nan)
+    assert not passed
+    assert "n_not_finite" in (evaluation.description or "")
