@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import resource
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -30,9 +31,11 @@ from archs4.catalog import connect_read_only
 from archs4.coexpression import COEXPRESSION_TABLE, coexpressed, compute_gene_coexpression
 from archs4.expression import (
     EXPRESSION_DATASET,
+    QN_TARGET_TABLE,
     accumulate_target,
     normalize_stored_block,
     read_target,
+    recomputed_sample_idx,
     write_target,
 )
 from archs4.ingest import (
@@ -58,6 +61,7 @@ from benchmarks.api_tasks import api_tasks
 from benchmarks.disk import BENCH_ONLY_FILES, disk
 from benchmarks.kernel_forms import normalize_forms, p95_forms
 from benchmarks.measure import measured
+from dagster_project.quality import check_query
 
 MB = 1 << 20
 
@@ -118,6 +122,51 @@ def normalize(_source: Path, warehouse: Warehouse, _block_size: int) -> dict:
     for block in warehouse.blocks_present(COUNTS_DATASET):
         rows += normalize_stored_block(warehouse, block, stored, lengths, "divide").rows
     return {"rows": rows}
+
+
+def block_checks(_source: Path, warehouse: Warehouse, _block_size: int) -> dict:
+    """The blocking block checks' DuckDB queries on every block, as `make run` runs them after
+    each block's assets (`dagster_project.raw`, `dagster_project.normalized`): the counts
+    profile, the block's GSMs in other blocks, and the expression profile recomputing the
+    default ARCHS4_CHECK_RECOMPUTED_SAMPLES samples per block. The GX validation of the
+    profiles (one row per sample) and the run's own overhead are not timed."""
+    recompute = Settings.from_env().check_recomputed_samples
+    n_genes = int(read_target(warehouse).values.size)  # type: ignore[union-attr]
+    timings = {"counts": 0.0, "samples": 0.0, "expression": 0.0}
+    with tempfile.TemporaryDirectory() as scratch:
+        # The lengths `normalize` divided by (1,500 bp for every gene).
+        genes_file = str(Path(scratch) / "genes.parquet")
+        lengths = {"gene_idx": np.arange(n_genes, dtype=np.int32), "length_bp": [1500] * n_genes}
+        pq.write_table(pa.table(lengths), genes_file)
+        for plan in block_plans(read_registry(warehouse)):
+            block = plan.block
+            counts = str(warehouse.block_path(COUNTS_DATASET, block))
+            queries = {
+                "counts": ("counts_block_profile", {
+                    "counts_file": counts,
+                    "samples_file": str(warehouse.block_path(SAMPLES_DATASET, block)),
+                }),
+                "samples": ("gsm_in_other_blocks", {
+                    "samples_glob": warehouse.dataset_glob(SAMPLES_DATASET), "block": block,
+                }),
+                "expression": ("expression_block_profile", {
+                    "counts_file": counts,
+                    "expression_file": str(warehouse.block_path(EXPRESSION_DATASET, block)),
+                    "target_file": str(warehouse.table_path(QN_TARGET_TABLE)),
+                    "genes_file": genes_file,
+                    "method": "divide",
+                    "recomputed_samples": recomputed_sample_idx(plan, recompute),
+                }),
+            }  # fmt: skip
+            for check, (query, parameters) in queries.items():
+                started = time.perf_counter()
+                profile = check_query(query, **parameters)
+                timings[check] += time.perf_counter() - started
+                if check == "expression":  # timing a failing check would mean nothing
+                    assert profile["max_relative_error"].max() <= 1e-5, f"block {block}"
+    return {f"{check}_check_seconds": round(t, 2) for check, t in timings.items()} | {
+        "recomputed_samples_per_block": recompute
+    }
 
 
 def _expression_genes(warehouse: Warehouse) -> tuple[list[str], np.ndarray, int]:
@@ -381,6 +430,7 @@ STAGES = {
     "ingest": ingest,
     "target": target,
     "normalize": normalize,
+    "block_checks": block_checks,
     "by_gene": by_gene,
     "metrics": metrics,
     "coexpression": coexpression,
