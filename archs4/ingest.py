@@ -200,7 +200,7 @@ def ingest_block(warehouse: Warehouse, block: str) -> IngestedBlock:
                 column_totals[:] += slab.sum(axis=0, dtype=np.uint64)
                 yield slab
 
-        count_rows = warehouse.write_long_slabs(
+        count_rows = warehouse.write_sample_grouped_slabs(
             warehouse.block_path(COUNTS_DATASET, plan.block),
             slabs_with_totals(),
             plan.sample_idx,

@@ -65,8 +65,10 @@ def warehouse_profiles(
     """genes x len(gsms) matrix of `view`'s `column` for `gsms`, columns in `gsms` order.
 
     Two queries, as a client would write them: the GSMs' `sample_idx` and `block` from
-    `samples`, then `view` filtered on both (the block filter prunes whole partition files;
-    within a file every row group spans all its samples, so a hit block is read whole).
+    `samples`, then `view` filtered on both. The block filter prunes whole partition files;
+    within a `counts` file the row groups hold runs of whole samples, so the sample filter
+    prunes all but the GSMs' row groups, while an `expression` block (row groups of genes over
+    every sample) is read whole.
     """
     rows = connection.execute(
         "SELECT gsm, sample_idx, block FROM samples WHERE gsm IN (SELECT unnest($gsms))",

@@ -11,7 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from archs4.warehouse import TEMPORARY_PREFIX, Warehouse
+from archs4.long_reads import read_rows
+from archs4.warehouse import TEMPORARY_PREFIX, Warehouse, samples_per_row_group
 
 
 def test_long_block_round_trip_and_order(tmp_path: Path):
@@ -29,6 +30,42 @@ def test_long_block_round_trip_and_order(tmp_path: Path):
     assert samples.tolist() == [10, 11, 12]
     assert genes.tolist() == [0, 1, 2, 3]
     assert store.blocks_present("raw/counts") == ["000007"]
+
+
+def test_sample_grouped_block_round_trip_and_pruning(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr("archs4.warehouse.ROWS_PER_ROW_GROUP", 12)  # 3 samples of 4 genes
+    assert samples_per_row_group(4) == 3
+    store = Warehouse.at(tmp_path)
+    rng = np.random.default_rng(0)
+    matrix = rng.integers(0, 1000, size=(4, 7), dtype=np.uint32)  # 4 genes x 7 samples
+    sample_idx = np.arange(100, 107)
+    target = store.block_path("raw/counts", "000003")
+    slabs = [matrix[:1], matrix[1:4]]  # as ingest gets them: runs of whole genes
+    rows = store.write_sample_grouped_slabs(
+        target, slabs, sample_idx, "count", pa.uint32(), gene_idx=np.arange(4)
+    )
+    assert rows == 28
+    parquet = pq.ParquetFile(target)
+    groups = [parquet.read_row_group(g) for g in range(parquet.metadata.num_row_groups)]
+    assert [sorted(set(g.column("sample_idx").to_pylist())) for g in groups] == [
+        [100, 101, 102], [103, 104, 105], [106],
+    ]  # fmt: skip
+    assert groups[0].column("gene_idx").to_pylist() == [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]
+    values, samples, genes = store.read_long_block("raw/counts", "000003", "count")
+    assert np.array_equal(values, matrix)
+    assert samples.tolist() == sample_idx.tolist() and genes.tolist() == [0, 1, 2, 3]
+    # One sample's profile: only its row group is read.
+    read = []
+    original = pq.ParquetFile.read_row_group
+    monkeypatch.setattr(
+        pq.ParquetFile,
+        "read_row_group",
+        lambda self, group, **kw: read.append(group) or original(self, group, **kw),
+    )
+    with target.open("rb") as handle:
+        profile = read_rows(handle, "count", sample_idx=np.array([104]))
+    assert read == [1]
+    assert profile.column("count").to_pylist() == matrix[:, 4].tolist()
 
 
 def test_slabs_must_cover_every_gene(tmp_path: Path):
