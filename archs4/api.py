@@ -47,7 +47,7 @@ from archs4.long_reads import place_rows, read_rows
 from archs4.paths import SQL_DIR
 from archs4.sample_fields import column_for_field
 from archs4.settings import Settings
-from archs4.warehouse import Warehouse
+from archs4.warehouse import ROW_GROUPS_KEY, SAMPLE_GROUPS, Warehouse, samples_per_row_group
 
 if TYPE_CHECKING:
     import anndata
@@ -243,8 +243,10 @@ class ReadOnlyWarehouse:
         """The `expression` layer (float32) of `samples` x `genes`, shaped as `counts` gives.
 
         Only genes with a length are in the layer. A few genes across many samples are read
-        from the gene-clustered copy, many genes of a few samples from the sample blocks:
-        whichever reads fewer values (both hold the same values).
+        from the gene-clustered copy, all the genes of a few samples are computed from their
+        `counts` (the stored values bit for bit: a sample's values depend only on its counts
+        and the frozen target), and many samples are read from the sample blocks: whichever
+        reads the fewest values.
         """
         return self._matrix(samples, genes, expression=True, wide=wide, output=output)
 
@@ -256,39 +258,93 @@ class ReadOnlyWarehouse:
         gene_rows = self._select_genes(genes, expression=expression)
         self._check_size(gene_rows.height, chosen.height)
         if expression:
-            files = self._expression_files(chosen, gene_rows.height)
+            matrix = self._expression_matrix(chosen, gene_rows, gene_subset=genes is not None)
         else:
-            files = self._block_files(COUNTS_DATASET, chosen)
-        matrix = self._read_matrix(
+            matrix = self._read_matrix(
+                self._block_files(COUNTS_DATASET, chosen),
+                "count",
+                chosen=chosen,
+                gene_rows=gene_rows,
+                gene_subset=genes is not None,
+                dtype=np.uint32,
+            )
+        return self._shaped(matrix, chosen, gene_rows, wide=wide, output=output)
+
+    def _expression_matrix(
+        self, chosen: pl.DataFrame, gene_rows: pl.DataFrame, *, gene_subset: bool
+    ) -> np.ndarray:
+        """`expression` values from whichever source reads the fewest values: the sample
+        blocks, the gene-clustered copy, or the chosen samples' `counts` row groups normalized
+        against the frozen target (the stored values bit for bit, `normalize_against_target`).
+        """
+        by_gene, blocks = self._expression_read_values(chosen, gene_rows.height)
+        from_counts = self._counts_read_values(chosen)
+        stored = blocks if by_gene is None else min(by_gene, blocks)
+        if from_counts is not None and from_counts < stored:
+            return self._expression_from_counts(chosen, gene_rows)
+        if by_gene is not None and by_gene < blocks:
+            chunks = self._storage.partition_keys(EXPRESSION_BY_GENE_DATASET, CHUNK)
+            files = [
+                Path(self._storage.partition_path(EXPRESSION_BY_GENE_DATASET, CHUNK, k).path)
+                for k in chunks
+            ]
+        else:
+            files = self._block_files(EXPRESSION_DATASET, chosen)
+        return self._read_matrix(
             files,
-            "value" if expression else "count",
+            "value",
             chosen=chosen,
             gene_rows=gene_rows,
-            gene_subset=genes is not None,
-            dtype=np.float32 if expression else np.uint32,
+            gene_subset=gene_subset,
+            dtype=np.float32,
         )
-        return self._shaped(matrix, chosen, gene_rows, wide=wide, output=output)
 
     def _block_files(self, dataset: str, chosen: pl.DataFrame) -> list[Path]:
         blocks = chosen["block"].unique().sort().to_list()
         return [Path(self._storage.block_path(dataset, block).path) for block in blocks]
 
-    def _expression_files(self, chosen: pl.DataFrame, n_genes: int) -> list[Path]:
-        """The `expression` block files of `chosen`, or every gene chunk when that reads less."""
+    def _expression_read_values(self, chosen: pl.DataFrame, n_genes: int) -> tuple[int | None, int]:
+        """Values read for `chosen` x `n_genes` from the gene-clustered copy (None when it is
+        absent or older than the last samples) and from the `expression` blocks."""
+        index = self._sample_index()
+        touched = index.filter(pl.col("block").is_in(chosen["block"].unique())).height
+        blocks = touched * int(self.genes()["has_length"].sum())
         manifest_path = self._root / EXPRESSION_BY_GENE_MANIFEST
-        n_total = self._sample_index().height
-        if manifest_path.is_file() and read_manifest(self._storage)["n_samples"] == n_total:
-            block_values = (
-                self._sample_index().filter(pl.col("block").is_in(chosen["block"].unique())).height
-                * self.genes()["has_length"].sum()
-            )
-            if n_genes * n_total < block_values:
-                chunks = self._storage.partition_keys(EXPRESSION_BY_GENE_DATASET, CHUNK)
-                return [
-                    Path(self._storage.partition_path(EXPRESSION_BY_GENE_DATASET, CHUNK, k).path)
-                    for k in chunks
-                ]
-        return self._block_files(EXPRESSION_DATASET, chosen)
+        if manifest_path.is_file() and read_manifest(self._storage)["n_samples"] == index.height:
+            return n_genes * index.height, blocks
+        return None, blocks
+
+    def _counts_read_values(self, chosen: pl.DataFrame) -> int | None:
+        """Values read for every gene of `chosen` from `counts` files cut in row groups of
+        whole samples (None when a file it would read is cut by gene, as before that cut)."""
+        for block in chosen["block"].unique().to_list():
+            path = self._storage.block_path(COUNTS_DATASET, block)
+            if self._storage.file_metadata(path).get(ROW_GROUPS_KEY) != SAMPLE_GROUPS:
+                return None
+        n_genes = self.genes().height
+        step = samples_per_row_group(n_genes)
+        starts = self._sample_index().group_by("block").agg(pl.col("sample_idx").min())
+        groups = (
+            chosen.join(starts, on="block", suffix="_start")
+            .select("block", (pl.col("sample_idx") - pl.col("sample_idx_start")) // step)
+            .unique()
+            .height
+        )
+        values = groups * step * n_genes
+        return values if values <= self.max_values else None
+
+    def _expression_from_counts(self, chosen: pl.DataFrame, gene_rows: pl.DataFrame) -> np.ndarray:
+        every_gene = self._select_genes(None, expression=False)
+        counts = self._read_matrix(
+            self._block_files(COUNTS_DATASET, chosen),
+            "count",
+            chosen=chosen,
+            gene_rows=every_gene,
+            gene_subset=False,
+            dtype=np.uint32,
+        )
+        values, kept = self._frozen_values(counts, every_gene["gene_idx"].to_numpy())
+        return values[np.searchsorted(kept, gene_rows["gene_idx"].to_numpy())]
 
     def _read_matrix(
         self,
@@ -377,17 +433,27 @@ class ReadOnlyWarehouse:
                 "frozen normalization needs the counts of every gene in warehouse order "
                 "(wh.counts(samples) with genes=None): quantile ranks span all genes"
             )
+        gene_idx = genes["gene_idx"].to_numpy()
+        values, kept = self._frozen_values(counts.to_numpy(dtype=np.uint32), gene_idx)
+        return pd.DataFrame(
+            values, index=counts.index[np.isin(gene_idx, kept)], columns=counts.columns
+        )
+
+    def _frozen_values(
+        self, counts: np.ndarray, gene_idx: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The warehouse's normalization of a counts matrix of every gene (rows `gene_idx`, in
+        order): float32 values of the genes with a length, and their gene_idx."""
         target = read_target(self._storage)
         if target is None:
             raise ValueError("the warehouse has no qn_target yet")
-        values, kept = normalize_against_target(
-            counts.to_numpy(dtype=np.uint32),
-            genes["gene_idx"].to_numpy().astype(np.int64),
+        return normalize_against_target(
+            counts,
+            gene_idx.astype(np.int64),
             target.values,
             gene_lengths_by_idx(self._storage),
             self._length_adjustment(),
         )
-        return pd.DataFrame(values, index=counts.index[kept], columns=counts.columns)
 
     def _length_adjustment(self) -> Any:
         blocks = self._storage.blocks_present(EXPRESSION_DATASET)

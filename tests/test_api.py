@@ -101,29 +101,49 @@ def test_counts_of_genes_across_all_samples(wh, source):
     np.testing.assert_array_equal(matrix.to_numpy(), counts[rows])
 
 
-def test_expression_paths_agree_with_the_view(wh, source):
+def test_expression_paths_agree_with_the_view(wh, source, monkeypatch):
     _, _, gsms = source
     chosen = some_gsms(gsms, n=5, seed=1)
-    by_samples = wh.expression(chosen)  # sample blocks
-    ensembl_ids = by_samples.index.get_level_values("ensembl_id")[:4].tolist()
+    from_counts = []
+    original = wh._expression_from_counts
+    monkeypatch.setattr(
+        wh, "_expression_from_counts", lambda *args: from_counts.append(1) or original(*args)
+    )
+    few = wh.expression(chosen)  # every gene of a few samples: their counts row groups
+    assert from_counts == [1]
+    many = list(dict.fromkeys([*chosen, *some_gsms(gsms, n=300)]))
+    by_blocks = wh.expression(many)  # every counts row group touched: the sample blocks
+    ensembl_ids = few.index.get_level_values("ensembl_id")[:4].tolist()
     by_genes = wh.expression(genes=ensembl_ids)  # few genes x all samples: gene-clustered copy
+    assert from_counts == [1]
     assert by_genes.shape == (4, len(gsms))
-    np.testing.assert_array_equal(by_genes[chosen].to_numpy(), by_samples.to_numpy()[:4])
+    assert by_blocks.index.equals(few.index)
+    np.testing.assert_array_equal(by_blocks[chosen].to_numpy(), few.to_numpy())
+    np.testing.assert_array_equal(by_genes[chosen].to_numpy(), few.to_numpy()[:4])
     view = wh.sql(
         "SELECT e.gene_idx, e.value FROM expression e JOIN samples s USING (sample_idx) "
         "WHERE s.gsm = $gsm ORDER BY e.gene_idx",
         gsm=chosen[0],
     )
-    np.testing.assert_array_equal(by_samples[chosen[0]].to_numpy(), view["value"].to_numpy())
+    np.testing.assert_array_equal(few[chosen[0]].to_numpy(), view["value"].to_numpy())
 
 
 def test_frozen_normalization_reproduces_expression_bit_for_bit(wh, source):
     _, _, gsms = source
     chosen = some_gsms(gsms, n=7, seed=2)
     frozen = wh.normalize(wh.counts(chosen), "frozen")
-    stored = wh.expression(chosen)
-    assert frozen.index.equals(stored.index)
-    np.testing.assert_array_equal(frozen.to_numpy(), stored.to_numpy())
+    # The stored values, through the view (wh.expression would compute these from counts too).
+    stored = (
+        wh.sql(
+            "SELECT s.gsm, e.gene_idx, e.value FROM expression e JOIN samples s USING "
+            "(sample_idx) WHERE s.gsm IN (SELECT unnest($gsms))",
+            gsms=chosen,
+        )
+        .pivot(on="gsm", index="gene_idx", values="value")
+        .sort("gene_idx")
+    )
+    assert frozen.index.equals(wh.expression(chosen).index)
+    np.testing.assert_array_equal(frozen.to_numpy(), stored.select(chosen).to_numpy())
     with pytest.raises(ValueError, match="every gene"):
         wh.normalize(wh.counts(chosen, genes=[0, 1, 2]), "frozen")
 
