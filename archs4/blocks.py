@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from archs4.reader import SourceInfo
@@ -131,6 +132,21 @@ def read_registry(warehouse: Warehouse) -> pa.Table:
 def append_to_registry(warehouse: Warehouse, registry: pa.Table, new_rows: pa.Table) -> None:
     combined = pa.concat_tables([registry, new_rows]) if registry.num_rows else new_rows
     warehouse.write_table(combined, warehouse.sample_registry_path)
+
+
+def relocate_release(registry: pa.Table, checksum: str, path: str) -> pa.Table | None:
+    """The registry with `path` as the file of every block registered from the release with
+    `checksum`, or None when they already name it.
+
+    The same release moved, or mounted elsewhere (a laptop's warehouse run on a cluster): its
+    blocks are read from where it is now, not from a path that no longer exists.
+    """
+    same = pc.equal(registry.column("source_checksum"), checksum)
+    moved = pc.and_(same, pc.not_equal(registry.column("source_path"), path))
+    if not pc.any(moved).as_py():
+        return None
+    paths = pc.if_else(same, pa.scalar(path), registry.column("source_path"))
+    return registry.set_column(registry.schema.get_field_index("source_path"), "source_path", paths)
 
 
 def block_plans(registry: pa.Table) -> list[BlockPlan]:

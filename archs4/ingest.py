@@ -32,6 +32,7 @@ from archs4.blocks import (
     plan_new_blocks,
     read_registry,
     registry_table,
+    relocate_release,
 )
 from archs4.reader import (
     Archs4FormatError,
@@ -77,6 +78,10 @@ def register_release(
         check_same_genes(warehouse, source)
     checksum = file_checksum(source_path)
     registry = read_registry(warehouse)
+    relocated = relocate_release(registry, checksum, info.path)
+    if relocated is not None:
+        registry = relocated
+        warehouse.write_table(registry, warehouse.sample_registry_path)
     known = set(registry.column("gsm").to_pylist())
     existing = block_plans(registry)
     next_sample_idx = max((p.sample_idx_start + p.n_samples for p in existing), default=0)

@@ -157,7 +157,8 @@ def genes(source: Archs4SourceResource, warehouse: WarehouseResource) -> dg.Mate
             deps=[source_release],
             description=(
                 "Raw Kallisto gene counts in long format (sample_idx, gene_idx, count), zeros "
-                "included, one file per block, rows sorted by gene."
+                "included, one file per block, in row groups of whole samples (rows by gene "
+                "within each), so a few samples' full profiles read only their row groups."
             ),
         ),
     ],
