@@ -67,6 +67,21 @@ def test_row_blocks_give_the_same_top_k_whatever_the_block_size() -> None:
             assert_same_ranking(partners[gene], correlations[gene], reference[gene])
 
 
+def test_a_pair_stored_both_ways_has_one_value_whatever_the_block_size() -> None:
+    z, _ = standardize(random_rows(n_genes=300, n_samples=2000))
+    square = z[:100] @ z[: 100 + 200].T
+    assert (square[:, :100] != square[:, :100].T).any()  # BLAS alone is not symmetric here
+    partners, correlations = top_correlations(z, 100, block_genes=100)
+    stored = {
+        (gene, int(partner)): value
+        for gene, (row, values) in enumerate(zip(partners, correlations, strict=True))
+        for partner, value in zip(row, values, strict=True)
+    }
+    both_ways = [(pair, value) for pair, value in stored.items() if pair[::-1] in stored]
+    assert both_ways
+    assert all(stored[pair[::-1]] == value for pair, value in both_ways)
+
+
 def test_k_is_bounded_by_the_other_genes() -> None:
     z, _ = standardize(random_rows(n_genes=5))
     partners, correlations = top_correlations(z, 100, block_genes=2)
