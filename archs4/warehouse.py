@@ -206,10 +206,7 @@ class Warehouse:
         samples = np.asarray(sample_idx, dtype=np.int32)
         genes = np.asarray(gene_idx, dtype=np.int32)
         n_samples = samples.size
-        schema = pa.schema(
-            [("sample_idx", pa.int32()), ("gene_idx", pa.int32()), (value_name, value_type)],
-            metadata=file_metadata,
-        )
+        schema = _long_schema(value_name, value_type, file_metadata)
         genes_per_group = genes_per_row_group(n_samples)
 
         def write_slab(writer: pq.ParquetWriter, first_gene: int, slab: np.ndarray) -> None:
@@ -218,16 +215,7 @@ class Warehouse:
             cuts = sorted({first_gene, *(g for g in aligned if g > first_gene), end})
             for start, stop in itertools.pairwise(cuts):
                 values = slab[start - first_gene : stop - first_gene]
-                rows = genes[start:stop]
-                table = pa.table(
-                    {
-                        "sample_idx": np.tile(samples, rows.size),
-                        "gene_idx": np.repeat(rows, n_samples),
-                        value_name: pa.array(values.ravel(), value_type),
-                    },
-                    schema=schema,
-                )
-                writer.write_table(table, row_group_size=table.num_rows)
+                _write_row_group(writer, schema, samples, genes[start:stop], values)
 
         written = 0
         with (
@@ -276,10 +264,7 @@ class Warehouse:
         samples = np.asarray(sample_idx, dtype=np.int32)
         genes = np.asarray(gene_idx, dtype=np.int32)
         matrix = _gathered(slabs, genes.size, samples.size)
-        schema = pa.schema(
-            [("sample_idx", pa.int32()), ("gene_idx", pa.int32()), (value_name, value_type)],
-            metadata={ROW_GROUPS_KEY: SAMPLE_GROUPS},
-        )
+        schema = _long_schema(value_name, value_type, {ROW_GROUPS_KEY: SAMPLE_GROUPS})
         step = samples_per_row_group(genes.size)
         with (
             self.atomic_file(target) as handle,
@@ -292,19 +277,8 @@ class Warehouse:
             ) as writer,
         ):
             for start in range(0, samples.size, step):
-                group = samples[start : start + step]
-                table = pa.table(
-                    {
-                        "sample_idx": np.tile(group, genes.size),
-                        "gene_idx": np.repeat(genes, group.size),
-                        value_name: pa.array(
-                            np.ascontiguousarray(matrix[:, start : start + step]).ravel(),
-                            value_type,
-                        ),
-                    },
-                    schema=schema,
-                )
-                writer.write_table(table, row_group_size=table.num_rows)
+                values = matrix[:, start : start + step]
+                _write_row_group(writer, schema, samples[start : start + step], genes, values)
         return matrix.size
 
     def read_long_block(
@@ -361,6 +335,36 @@ class Warehouse:
                 self.fs.rm(path)
                 removed.append(path)
         return removed
+
+
+def _long_schema(
+    value_name: str, value_type: pa.DataType, metadata: dict[str, str] | None
+) -> pa.Schema:
+    return pa.schema(
+        [("sample_idx", pa.int32()), ("gene_idx", pa.int32()), (value_name, value_type)],
+        metadata=metadata,
+    )
+
+
+def _write_row_group(
+    writer: pq.ParquetWriter,
+    schema: pa.Schema,
+    samples: np.ndarray,
+    genes: np.ndarray,
+    values: np.ndarray,
+) -> None:
+    """One row group of a genes x samples `values` matrix, gene-major long rows."""
+    table = pa.table(
+        {
+            "sample_idx": np.tile(samples, genes.size),
+            "gene_idx": np.repeat(genes, samples.size),
+            schema.field(2).name: pa.array(
+                np.ascontiguousarray(values).ravel(), schema.field(2).type
+            ),
+        },
+        schema=schema,
+    )
+    writer.write_table(table, row_group_size=table.num_rows)
 
 
 def _gathered(slabs: Iterable[np.ndarray], n_genes: int, n_samples: int) -> np.ndarray:
