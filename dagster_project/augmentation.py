@@ -28,7 +28,7 @@ from dagster_project.model import (
     features_and_labels,
 )
 from dagster_project.plots import figure_markdown
-from dagster_project.quality import validate
+from dagster_project.quality import blocking_check, validate
 from dagster_project.resources import (
     AugmentationResource,
     ClassifierResource,
@@ -322,9 +322,8 @@ def _metric(rows: pl.DataFrame, metric: str) -> float:
     return float(values[0]) if values.len() else float("nan")
 
 
-@dg.asset_check(
+@blocking_check(
     asset=gan_model,
-    blocking=True,
     description="GX suite `gan_losses`: training finished without divergence (losses finite).",
 )
 def gan_training_converged(warehouse: WarehouseResource) -> dg.AssetCheckResult:
@@ -333,9 +332,8 @@ def gan_training_converged(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     return validate(frame, "gan_losses")
 
 
-@dg.asset_check(
+@blocking_check(
     asset=synthetic_samples,
-    blocking=True,
     description=(
         "GX suite `synthetic_profile` on one row per (rare label, feature): values finite and "
         "inside the feature's range over the real train rows widened by "
@@ -383,9 +381,8 @@ def synthetic_samples_are_plausible(warehouse: WarehouseResource) -> dg.AssetChe
     return validate(profile.to_pandas(), "synthetic_profile", tolerance=RANGE_TOLERANCE)
 
 
-@dg.asset_check(
+@blocking_check(
     asset=augmented_training_set,
-    blocking=True,
     description=(
         "GX suite `augmented_rows`: every real row is in the training set (train samples "
         "`in_training_set`) and every synthetic row has no sample id, so no synthetic row (and "

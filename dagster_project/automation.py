@@ -19,6 +19,7 @@ from collections.abc import Callable
 import dagster as dg
 
 from archs4.blocks import block_plans, read_registry
+from archs4.check_failures import has_failed_check, rejected_partitions
 from archs4.coexpression import COEXPRESSION_TABLE
 from archs4.expression import EXPRESSION_DATASET
 from archs4.failures import one_line
@@ -44,6 +45,7 @@ REFRESH_JOB = "refresh_warehouse"
 RAW_BLOCKS_JOB = "ingest_raw_blocks"
 NORMALIZE_BLOCKS_JOB = "normalize_blocks"
 BLOCK_DATASETS = (SAMPLES_DATASET, COUNTS_DATASET, EXPRESSION_DATASET)
+BLOCK_ASSETS = ("samples", "counts", "expression")
 IN_PROGRESS = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
@@ -58,7 +60,7 @@ register_job = dg.define_asset_job(
 )
 block_job = dg.define_asset_job(
     BLOCK_JOB,
-    selection=["samples", "counts", "expression"],
+    selection=list(BLOCK_ASSETS),
     partitions_def=sample_blocks,
     description="Ingest one sample block and normalize it against the frozen target.",
 )
@@ -96,7 +98,8 @@ def _newest_committed(store: Warehouse, dataset: str) -> float:
 
 
 def needs_refresh(store: Warehouse) -> bool:
-    """True when a cross-sample output is missing or older than the newest expression block."""
+    """True when a cross-sample output is missing, older than the newest expression block, or
+    rejected by its blocking check."""
     newest_block = _newest_committed(store, EXPRESSION_DATASET)
     outputs = [
         store.table_path(GENE_METRICS_TABLE),
@@ -106,7 +109,7 @@ def needs_refresh(store: Warehouse) -> bool:
     return any(
         not store.exists(path) or store.fs.modified(path.path).timestamp() < newest_block
         for path in outputs
-    )
+    ) or any(has_failed_check(store, asset) for asset in refreshed_assets())
 
 
 def reconcile(
@@ -133,7 +136,7 @@ def reconcile(
     blocks = [plan.block for plan in block_plans(read_registry(store))]
     known = set(instance.get_dynamic_partitions(SAMPLE_BLOCKS))
     unregistered_partitions = [block for block in blocks if block not in known]
-    complete = committed_blocks(store, BLOCK_DATASETS)
+    complete = committed_blocks(store, BLOCK_DATASETS) - rejected_partitions(store, BLOCK_ASSETS)
     running = {run.tags.get("dagster/partition") for run in _in_progress(instance, BLOCK_JOB)}
     incomplete = [block for block in blocks if block not in complete]
     if incomplete:

@@ -15,7 +15,7 @@ from archs4.labels import (
 )
 from archs4.splits import mark_training_set, split_by_study, split_label_counts, study_groups
 from archs4.warehouse import Warehouse
-from dagster_project.quality import check_query, validate
+from dagster_project.quality import blocking_check, check_query, validate
 from dagster_project.resources import ClassifierResource, LabelSourcesResource, WarehouseResource
 
 SAMPLE_LABELS_TABLE = "labels/sample_labels"
@@ -138,9 +138,8 @@ def sample_splits(
     )
 
 
-@dg.asset_check(
+@blocking_check(
     asset=sample_labels,
-    blocking=True,
     description="GX suite `sample_labels`: labels only from the vocabulary, known sources.",
 )
 def sample_labels_are_valid(warehouse: WarehouseResource) -> dg.AssetCheckResult:
@@ -149,9 +148,8 @@ def sample_labels_are_valid(warehouse: WarehouseResource) -> dg.AssetCheckResult
     return validate(frame, "sample_labels", {"labels": list(load_vocabulary().labels)})
 
 
-@dg.asset_check(
+@blocking_check(
     asset=sample_splits,
-    blocking=True,
     description=(
         "GX suite `split_profile` on one row per label and per study group "
         "(sql/checks/split_profile.sql): no study group or GSE id in two splits, every label "

@@ -27,7 +27,7 @@ from archs4.progress import Progress
 from archs4.warehouse import Warehouse
 from dagster_project.normalized import expression
 from dagster_project.plots import metrics_figure_markdown
-from dagster_project.quality import check_query, validate
+from dagster_project.quality import blocking_check, check_query, validate
 from dagster_project.resources import CoexpressionResource, WarehouseResource
 
 TOP_GENES = 10
@@ -204,9 +204,8 @@ def _strongest_pairs(store: Warehouse, table: pa.Table) -> str:
     return pairs.to_pandas().to_markdown(index=False)
 
 
-@dg.asset_check(
+@blocking_check(
     asset=expression_by_gene,
-    blocking=True,
     description=(
         "The gene-clustered copy holds exactly the rows of `expression`: same row count, "
         "same per-gene row counts and sums (sql/checks/expression_by_gene_matches.sql)."
@@ -228,9 +227,8 @@ def expression_by_gene_matches_expression(warehouse: WarehouseResource) -> dg.As
     )
 
 
-@dg.asset_check(
+@blocking_check(
     asset=gene_metrics,
-    blocking=True,
     description=(
         "GX suite `gene_metrics`: one row per gene with a length, p95 finite, mean_cosine in "
         "[-1, 1], window size min(100, N)."
@@ -253,9 +251,8 @@ def gene_metrics_are_valid(warehouse: WarehouseResource) -> dg.AssetCheckResult:
 SPOT_GENES = 3
 
 
-@dg.asset_check(
+@blocking_check(
     asset=gene_coexpression,
-    blocking=True,
     description=(
         "GX suite `gene_coexpression` on a per-gene profile (sql/checks/"
         "gene_coexpression_profile.sql): top_k rows per gene (fewer only when fewer genes "
@@ -274,9 +271,8 @@ def gene_coexpression_is_valid(
     return validate(profile, "gene_coexpression", {"k": k})
 
 
-@dg.asset_check(
+@blocking_check(
     asset=gene_coexpression,
-    blocking=True,
     description=(
         f"{SPOT_GENES} seeded genes recomputed in float64 from `expression_by_gene` over the "
         "same samples: at every rank, the stored correlation equals the stored partner's, and "

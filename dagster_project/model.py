@@ -41,7 +41,7 @@ from dagster_project.labels import (
     sample_splits,
 )
 from dagster_project.plots import figure_markdown
-from dagster_project.quality import check_query, validate
+from dagster_project.quality import blocking_check, check_query, validate
 from dagster_project.resources import ClassifierResource, WarehouseResource
 
 FEATURE_SPACE_FILE = "model/feature_space.npz"
@@ -411,9 +411,8 @@ def predictions(warehouse: WarehouseResource) -> dg.MaterializeResult:
     )
 
 
-@dg.asset_check(
+@blocking_check(
     asset=predictions,
-    blocking=True,
     description=(
         "GX suite `prediction_profile` (sql/checks/prediction_profile.sql): probabilities in "
         "[0, 1], one row per label for each sample, and predictions only for unlabelled samples."
@@ -429,9 +428,8 @@ def predictions_are_valid(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     return validate(profile, "prediction_profile", {"n_labels": len(load_vocabulary().labels)})
 
 
-@dg.asset_check(
+@blocking_check(
     asset=model_evaluation,
-    blocking=True,
     description="Every model has every metric of the contract, for ALL and per label.",
 )
 def model_evaluation_is_complete(warehouse: WarehouseResource) -> dg.AssetCheckResult:

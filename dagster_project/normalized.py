@@ -16,7 +16,7 @@ from archs4.expression import (
 )
 from archs4.ingest import COUNTS_DATASET, GENES_TABLE
 from dagster_project.partitions import BLOCK_POOL, sample_blocks
-from dagster_project.quality import check_query, validate
+from dagster_project.quality import blocking_check, check_query, validate
 from dagster_project.raw import genes
 from dagster_project.reference import qn_target
 from dagster_project.resources import NormalizationResource, WarehouseResource
@@ -64,11 +64,10 @@ def expression(
     )
 
 
-@dg.asset_check(
+@blocking_check(
     asset=expression,
     partitions_def=sample_blocks,
     pool=BLOCK_POOL,
-    blocking=True,
     description=(
         "GX suite `expression_block_profile`: every sample has one finite value per gene with a "
         "length and none without; every value of the recomputed samples (all of a block of "

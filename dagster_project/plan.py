@@ -11,6 +11,8 @@ in earlier stages. What a stage has to do comes from the warehouse itself, so an
 - `source_release` is pending until the configured release is the registered one;
 - a fitted (frozen) asset is pending only while one of its files is missing: refitting is
   explicit (`make rebuild`), as in `make update`;
+- an asset, or a block of one, whose blocking check failed is pending until the check passes
+  (`archs4.check_failures`): its file was written before the check rejected it;
 - any other asset is pending when one of its files is missing, or older than the newest file of
   an upstream asset or of the external input it reads (the GTF, the label lists).
 """
@@ -23,6 +25,7 @@ from pathlib import Path
 from dagster._core.definitions.assets.graph.asset_graph import AssetGraph
 
 from archs4.blocks import block_plans, read_registry
+from archs4.check_failures import has_failed_check, rejected_partitions
 from archs4.ingest import committed_blocks
 from archs4.releases import is_registered
 from archs4.warehouse import Warehouse
@@ -103,6 +106,8 @@ def asset_is_pending(name: str, state: WarehouseState) -> bool:
     outputs: AssetOutputs = ASSET_OUTPUTS[name]
     if name == "source_release" and not is_registered(state.store, state.release):
         return True
+    if has_failed_check(state.store, name):
+        return True
     times = [state.modified(path) for path in outputs.files]
     if any(t is None for t in times):
         return True
@@ -114,10 +119,11 @@ def asset_is_pending(name: str, state: WarehouseState) -> bool:
 
 
 def pending_blocks(stage: Stage, store: Warehouse) -> list[str]:
-    """Registered blocks that lack a committed (and current) file of any asset of `stage`."""
+    """Registered blocks that lack a committed (and current) file of any asset of `stage`, or
+    whose file a blocking check rejected."""
     registered = [plan.block for plan in block_plans(read_registry(store))]
     datasets = [d for name in stage.assets for d in ASSET_OUTPUTS[name].block_datasets]
-    committed = committed_blocks(store, datasets)
+    committed = committed_blocks(store, datasets) - rejected_partitions(store, stage.assets)
     return [block for block in registered if block not in committed]
 
 

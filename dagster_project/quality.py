@@ -1,8 +1,11 @@
-"""Glue between GX validation reports (archs4.quality) and Dagster asset-check results."""
+"""Glue between GX validation reports (archs4.quality) and Dagster asset-check results, and the
+decorator every blocking check is declared with."""
 
+import functools
 import os
 import tempfile
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +13,46 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
+from archs4.check_failures import record_check_outcome
 from archs4.paths import read_sql
 from archs4.quality import ValidationReport, validate_frame
 from archs4.settings import Settings
+
+
+def blocking_check(
+    **spec: Any,
+) -> Callable[[Callable[..., dg.AssetCheckResult]], dg.AssetChecksDefinition]:
+    """`dg.asset_check(blocking=True, **spec)`, its outcome also recorded in the warehouse.
+
+    A failed (or raising) check leaves a record there and a passing one removes it
+    (`archs4.check_failures`), so `make run` reruns an asset its check rejected even with a
+    new Dagster instance. The check must take the `warehouse` resource.
+    """
+    asset = spec["asset"]
+    asset_name = asset if isinstance(asset, str) else asset.key.to_user_string()
+    partitioned = spec.get("partitions_def") is not None
+
+    def decorate(evaluate: Callable[..., dg.AssetCheckResult]) -> dg.AssetChecksDefinition:
+        @functools.wraps(evaluate)
+        def evaluate_and_record(*args: Any, **resources: Any) -> dg.AssetCheckResult:
+            record = functools.partial(
+                record_check_outcome,
+                resources["warehouse"].get(),
+                asset_name,
+                evaluate.__name__,
+                partition=args[0].partition_key if partitioned else None,
+            )
+            try:
+                result = evaluate(*args, **resources)
+            except Exception as error:
+                record(passed=False, description=f"the check raised {error!r}")
+                raise
+            record(passed=result.passed, description=result.description or "")
+            return result
+
+        return dg.asset_check(blocking=True, **spec)(evaluate_and_record)
+
+    return decorate
 
 
 def check_result(report: ValidationReport, **extra: Any) -> dg.AssetCheckResult:

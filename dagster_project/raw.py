@@ -26,7 +26,7 @@ from archs4.releases import (
 from archs4.sample_fields import SAMPLES_LAYOUT_VERSION, SAMPLES_SCHEMA
 from archs4.warehouse import Warehouse
 from dagster_project.partitions import BLOCK_POOL, SAMPLE_BLOCKS, sample_blocks
-from dagster_project.quality import check_query, parquet_frame, validate
+from dagster_project.quality import blocking_check, check_query, parquet_frame, validate
 from dagster_project.reference import GENE_LENGTHS_TABLE, gene_lengths
 from dagster_project.resources import (
     Archs4SourceResource,
@@ -203,9 +203,8 @@ def raw_block(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     )
 
 
-@dg.asset_check(
+@blocking_check(
     asset=genes,
-    blocking=True,
     description="GX suite `genes`: one row per source gene, Ensembl ids unique and well formed.",
 )
 def genes_are_valid(
@@ -218,11 +217,10 @@ def genes_are_valid(
     return validate(frame, "genes", {"n_genes": n_genes})
 
 
-@dg.asset_check(
+@blocking_check(
     asset="samples",
     partitions_def=sample_blocks,
     pool=BLOCK_POOL,
-    blocking=True,
     description=(
         "GX suite `samples` on the block: every sample field's column, GSMs unique and well "
         "formed, series ids GSE lists, single-cell probabilities in [0, 1], read counts "
@@ -253,11 +251,10 @@ def samples_block_is_valid(
     return result
 
 
-@dg.asset_check(
+@blocking_check(
     asset="counts",
     partitions_def=sample_blocks,
     pool=BLOCK_POOL,
-    blocking=True,
     description=(
         "GX suite `counts_block_profile` on the block's per-sample profile (computed by DuckDB): "
         "one row per gene for every sample, no nulls, no negatives, and per-sample totals equal "

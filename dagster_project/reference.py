@@ -13,7 +13,7 @@ from archs4.preflight import check_inputs
 from archs4.progress import Progress
 from archs4.warehouse import Warehouse
 from dagster_project.plots import line_plot_markdown
-from dagster_project.quality import validate
+from dagster_project.quality import blocking_check, validate
 from dagster_project.resources import (
     Archs4SourceResource,
     GeneAnnotationResource,
@@ -117,9 +117,8 @@ def _target_metadata(stored, *, frozen: bool) -> dict:
     }
 
 
-@dg.asset_check(
+@blocking_check(
     asset=gene_lengths,
-    blocking=True,
     description="GX suite `gene_lengths`: one positive length per gene id.",
 )
 def gene_lengths_are_valid(warehouse: WarehouseResource) -> dg.AssetCheckResult:
@@ -128,9 +127,8 @@ def gene_lengths_are_valid(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     return validate(frame, "gene_lengths")
 
 
-@dg.asset_check(
+@blocking_check(
     asset=qn_target,
-    blocking=True,
     description="GX suite `qn_target`: one finite value per gene rank, non-decreasing.",
 )
 def qn_target_is_valid(warehouse: WarehouseResource) -> dg.AssetCheckResult:

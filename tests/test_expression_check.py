@@ -1,8 +1,10 @@
 """The blocking `expression` check fails on a wrong stored value: on any value of a sample whose
-values it recomputes in SQL, and on a non-finite value of any sample, recomputed or not."""
+values it recomputes in SQL, and on a non-finite value of any sample, recomputed or not. Its
+failure is recorded in the warehouse, so `make run` plans the block again."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -13,9 +15,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from archs4.blocks import BlockPlan, registered_block
+from archs4.check_failures import FAILED_CHECKS_DIR
 from archs4.expression import EXPRESSION_DATASET, recomputed_sample_idx
 from archs4.warehouse import Warehouse
 from dagster_project.definitions import all_assets, all_checks
+from dagster_project.plan import Stage, pending_blocks
 from dagster_project.resources import NormalizationResource
 from tests.conftest import resources_for
 
@@ -53,15 +57,20 @@ def corrupt(root: Path, sample_position: int, value: float) -> int:
     return sample_idx
 
 
-def check_outcome(built, tmp_path: Path, recomputed: int, position: int, value: float | None):
-    """Copy the session's warehouse, corrupt one value (unless `value` is None) and run the
-    block's `expression` checks alone: (passed, metadata)."""
-    tmp, _, root, _ = built
+def warehouse_copy(built, tmp_path: Path, position: int = 0, value: float | None = None) -> Path:
+    """The session's warehouse copied, one value corrupted unless `value` is None."""
     copy = tmp_path / "warehouse"
-    shutil.copytree(root, copy)
+    shutil.copytree(built[2], copy)
     if value is not None:
         corrupt(copy, position, value)
-    resources = resources_for(tmp / "human_gene_v2.6.h5", tmp / "genes.gtf", copy)
+    return copy
+
+
+def run_checks(built, root: Path, recomputed: int):
+    """Run the block's `expression` checks alone on the warehouse at `root`: (passed,
+    evaluation)."""
+    tmp = built[0]
+    resources = resources_for(tmp / "human_gene_v2.6.h5", tmp / "genes.gtf", root)
     resources["normalization"] = NormalizationResource(check_recomputed_samples=recomputed)
     with dg.DagsterInstance.ephemeral() as instance:
         result = dg.materialize(
@@ -79,6 +88,10 @@ def check_outcome(built, tmp_path: Path, recomputed: int, position: int, value: 
         if event.event_type_value == "ASSET_CHECK_EVALUATION"
     ]
     return evaluation.passed, evaluation
+
+
+def check_outcome(built, tmp_path: Path, recomputed: int, position: int, value: float | None):
+    return run_checks(built, warehouse_copy(built, tmp_path, position, value), recomputed)
 
 
 def test_an_intact_block_passes_with_its_recomputed_samples_counted(built, tmp_path: Path):
@@ -104,3 +117,19 @@ def test_a_non_finite_value_fails_in_a_sample_not_recomputed(built, tmp_path: Pa
     passed, evaluation = check_outcome(built, tmp_path, recomputed=3, position=1, value=np.nan)
     assert not passed
     assert "n_not_finite" in (evaluation.description or "")
+
+
+def test_a_failed_check_is_recorded_so_make_run_plans_the_block_again(built, tmp_path: Path):
+    copy = warehouse_copy(built, tmp_path, position=1, value=np.nan)
+    store, stage = Warehouse.at(copy), Stage(("expression",), per_block=True)
+    assert pending_blocks(stage, store) == []  # the file alone looks committed
+    passed, _ = run_checks(built, copy, recomputed=3)
+    assert not passed
+    assert pending_blocks(stage, store) == [BLOCK]
+    (record,) = (copy / FAILED_CHECKS_DIR / "expression" / BLOCK).glob("*.json")
+    assert json.loads(record.read_text())["check"] == "expression_block_is_valid"
+    intact = built[2] / EXPRESSION_DATASET / f"block={BLOCK}" / "part.parquet"
+    shutil.copy(intact, store.block_path(EXPRESSION_DATASET, BLOCK).path)  # block redone
+    passed, evaluation = run_checks(built, copy, recomputed=3)
+    assert passed, evaluation.description
+    assert pending_blocks(stage, store) == [] and not record.exists()

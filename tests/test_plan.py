@@ -4,12 +4,14 @@ judged from the warehouse's files (missing, stale, frozen, uncommitted blocks)."
 from __future__ import annotations
 
 import os
+from functools import partial
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
 from archs4.blocks import REGISTRY_SCHEMA
+from archs4.check_failures import record_check_outcome
 from archs4.ingest import SAMPLES_DATASET
 from archs4.sample_fields import SAMPLES_SCHEMA
 from archs4.warehouse import Warehouse
@@ -123,3 +125,24 @@ def test_pending_blocks_are_registered_blocks_without_a_committed_file(tmp_path:
     store.write_table(SAMPLES_SCHEMA.empty_table().drop_columns(["reads_total"]), samples)
     assert pending_blocks(stage, store) == ["000000", "000001", "000002"]
     assert pending_blocks(Stage(("counts",), per_block=True), store) == ["000000", "000002"]
+    # A block whose file a blocking check rejected is pending for the stages of that asset.
+    _touch(tmp_path / "wh", "raw/counts/block=000000/part.parquet", 1)
+    record_check_outcome(store, "counts", "counts_block_is_valid", passed=False, partition="000000")
+    assert pending_blocks(Stage(("counts",), per_block=True), store) == ["000000", "000002"]
+    assert pending_blocks(Stage(("expression",), per_block=True), store) == [
+        "000000", "000001", "000002"
+    ]  # fmt: skip
+    record_check_outcome(store, "counts", "counts_block_is_valid", passed=True, partition="000000")
+    assert pending_blocks(Stage(("counts",), per_block=True), store) == ["000002"]
+
+
+def test_an_asset_whose_check_failed_is_pending_until_the_check_passes(
+    state: WarehouseState, tmp_path: Path
+) -> None:
+    _touch(tmp_path / "wh", "reference/gene_lengths.parquet", 200)
+    assert not asset_is_pending("gene_lengths", state)
+    record = partial(record_check_outcome, state.store, "gene_lengths", "gene_lengths_are_valid")
+    record(passed=False, description="12 genes without a length")
+    assert asset_is_pending("gene_lengths", state)  # the file is newer, but rejected
+    record(passed=True)
+    assert not asset_is_pending("gene_lengths", state)
