@@ -7,7 +7,6 @@ STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 export ARCHS4_WAREHOUSE ?= $(CURDIR)/warehouse
 export ARCHS4_LOG_DIR ?= $(CURDIR)/logs
-export GX_ANALYTICS_ENABLED := false
 
 .PHONY: install run rebuild test ui update bench rehearsal lint format chromium clean
 

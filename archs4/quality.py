@@ -11,7 +11,6 @@ the number of unexpected rows and a few examples, which the Dagster checks show 
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -24,8 +23,6 @@ from archs4.paths import ASSETS_DIR
 
 EXPECTATIONS_DIR = ASSETS_DIR / "expectations"
 
-# GX reports usage analytics by default; this tool never phones home.
-os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 logging.getLogger("great_expectations").setLevel(logging.WARNING)
 
 
@@ -102,10 +99,20 @@ def build_suite(name: str):  # -> gx.ExpectationSuite (GX imports lazily: it is 
 @cache
 def _batch_definition():
     import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
 
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    # Analytics off in the context's own configuration (this tool never phones home), so
+    # nothing has to set GX's environment variable.
+    config = DataContextConfig(
+        store_backend_defaults=InMemoryStoreBackendDefaults(),
+        analytics_enabled=False,
+        progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False),
+    )
+    context = gx.get_context(mode="ephemeral", project_config=config)
     source = context.data_sources.add_pandas("warehouse")
     return source.add_dataframe_asset("frame").add_batch_definition_whole_dataframe("whole")
 

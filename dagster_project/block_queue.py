@@ -48,15 +48,21 @@ def _command(name: str) -> str:
     return str(Path(sys.executable).parent / name)
 
 
+def _instance_environment(instance: dg.DagsterInstance) -> dict[str, str]:
+    """This process's environment with `DAGSTER_HOME` naming `instance`, for the daemon and
+    the backfill command (the instance may be one opened from a path, not from the variable)."""
+    return {**os.environ, "DAGSTER_HOME": str(Path(instance.root_directory))}
+
+
 @contextlib.contextmanager
-def running_daemon() -> Iterator[subprocess.Popen[bytes]]:
+def running_daemon(instance: dg.DagsterInstance) -> Iterator[subprocess.Popen[bytes]]:
     """The Dagster daemon over this project's workspace, for the duration of the block. Its
     output goes where this process's does (the run log)."""
     # The sensor stays off in this daemon: `make run` itself decides what runs.
     process = subprocess.Popen(
         [_command("dagster-daemon"), "run", "-w", str(WORKSPACE)],
         cwd=PROJECT_ROOT,
-        env={**os.environ, "ARCHS4_SENSOR_STATUS": "stopped"},
+        env={**_instance_environment(instance), "ARCHS4_SENSOR_STATUS": "stopped"},
         start_new_session=True,
     )
     try:
@@ -70,7 +76,7 @@ def running_daemon() -> Iterator[subprocess.Popen[bytes]]:
             process.wait()
 
 
-def submit_backfill(job_name: str, blocks: list[str]) -> str:
+def submit_backfill(instance: dg.DagsterInstance, job_name: str, blocks: list[str]) -> str:
     """Submit one run per block of `job_name` to the run queue; returns the backfill id."""
     done = subprocess.run(
         [
@@ -78,6 +84,7 @@ def submit_backfill(job_name: str, blocks: list[str]) -> str:
             *("--partitions", ",".join(blocks), "--noprompt"),
         ],
         cwd=PROJECT_ROOT,
+        env=_instance_environment(instance),
         capture_output=True,
         text=True,
         check=False,
@@ -136,7 +143,6 @@ def run_blocks_on_the_queue(
 ) -> None:
     """Materialize `blocks` of `job_name` with `workers` runs at once on the run queue."""
     instance.event_log_storage.set_concurrency_slots(POOL, workers)
-    os.environ.setdefault("DAGSTER_HOME", str(Path(instance.root_directory)))
-    with running_daemon() as daemon:
-        backfill_id = submit_backfill(job_name, blocks)
+    with running_daemon(instance) as daemon:
+        backfill_id = submit_backfill(instance, job_name, blocks)
         follow_backfill(instance, backfill_id, len(blocks), on_block_done, daemon)

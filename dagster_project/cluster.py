@@ -168,9 +168,9 @@ def dask_cluster_executor(init_context: dg.InitExecutorContext) -> DaskClusterEx
     return DaskClusterExecutor(config.get("scheduler_address"), config["n_workers"])
 
 
-def default_executor(environ: dict[str, str]) -> dg.ExecutorDefinition:
-    """The Dask executor when `ARCHS4_DASK_SCHEDULER` names a scheduler, else multiprocess."""
-    address = environ.get(SCHEDULER_ENV)
-    if address:
-        return dask_cluster_executor.configured({"scheduler_address": address})
+def default_executor(scheduler_address: str | None) -> dg.ExecutorDefinition:
+    """The Dask executor on the scheduler at `scheduler_address` (the setting
+    `ARCHS4_DASK_SCHEDULER`), else multiprocess."""
+    if scheduler_address:
+        return dask_cluster_executor.configured({"scheduler_address": scheduler_address})
     return dg.multiprocess_executor

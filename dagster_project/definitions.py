@@ -1,7 +1,5 @@
 """The code location: every asset, check, resource, job, sensor and schedule of the warehouse."""
 
-import os
-
 import dagster as dg
 
 from archs4.settings import Settings
@@ -38,7 +36,7 @@ def build_definitions(
         sensors=[build_release_sensor(settings)],
         schedules=[build_daily_update(settings)],
         resources=resources or resources_from_settings(settings),
-        executor=default_executor(dict(os.environ)),
+        executor=default_executor(settings.dask_scheduler),
     )
 
 

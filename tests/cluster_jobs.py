@@ -1,10 +1,9 @@
 """A job for the Dask executor's own tests, importable by the cluster's workers: an asset, a
 blocking check on it that fails, and an asset downstream of the check."""
 
-import os
-
 import dagster as dg
 
+from archs4.settings import Settings
 from dagster_project.cluster import default_executor
 
 
@@ -29,6 +28,6 @@ def blocked_job() -> dg.JobDefinition:
         assets=[checked_asset, downstream_asset],
         asset_checks=[failing_blocking_check],
         jobs=[dg.define_asset_job("blocked")],
-        executor=default_executor(dict(os.environ)),
+        executor=default_executor(Settings.from_env().dask_scheduler),
     )
     return definitions.resolve_job_def("blocked")

@@ -12,6 +12,7 @@ from dask.distributed import LocalCluster
 
 from archs4.demo_data import write_demo_dataset
 from archs4.paths import PROJECT_ROOT
+from archs4.settings import Settings
 from dagster_project.automation import BLOCK_DATASETS, BLOCK_JOB
 from dagster_project.cluster import SCHEDULER_ENV, default_executor
 from dagster_project.definitions import build_definitions
@@ -150,8 +151,10 @@ def test_a_failed_blocking_check_stops_downstream_steps_on_the_cluster(
 
 
 def test_a_scheduler_address_makes_the_dask_executor_the_default():
-    assert default_executor({}) is dg.multiprocess_executor
-    executor = default_executor({SCHEDULER_ENV: "tcp://10.0.0.5:8786"})
+    assert default_executor(None) is dg.multiprocess_executor
+    executor = default_executor(
+        Settings.from_env({SCHEDULER_ENV: "tcp://10.0.0.5:8786"}).dask_scheduler
+    )
     assert executor.name == "dask_cluster"
     resolved = executor.config_schema.resolve_config({})
     assert resolved.value == {
