@@ -163,6 +163,12 @@ def outdated_sample_blocks(warehouse: Warehouse) -> list[str]:
     return outdated
 
 
+def stored_gene_count(warehouse: Warehouse) -> int:
+    """Genes in the warehouse's `genes` table, from its Parquet footer (no data read)."""
+    with warehouse.fs.open(warehouse.table_path(GENES_TABLE).path, "rb") as handle:
+        return pq.read_metadata(handle).num_rows
+
+
 def committed_blocks(warehouse: Warehouse, datasets: Collection[str]) -> set[str]:
     """Blocks with a committed file in each of `datasets`, an outdated `samples` file not
     counted: `make run` and `make update` then re-derive the block, so the samples files

@@ -24,18 +24,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
-import pyarrow.parquet as pq
 from dagster._core.definitions.assets.graph.asset_graph import AssetGraph
 
 from archs4.blocks import block_plans, read_registry
 from archs4.budget import default_budget_bytes, workers_within_budget
 from archs4.failures import failure_line
-from archs4.ingest import GENES_TABLE
+from archs4.ingest import stored_gene_count
 from archs4.preflight import INPUT_ERRORS, check_inputs
 from archs4.process_exit import exit_without_teardown
 from archs4.progress import Progress, duration
 from archs4.settings import DEMO_DIR, DEMO_SOURCE, Settings, SettingsError
-from archs4.warehouse import Warehouse
 from dagster_project.automation import NORMALIZE_BLOCKS_JOB, RAW_BLOCKS_JOB, reconcile
 from dagster_project.block_queue import run_blocks_on_the_queue
 from dagster_project.partitions import SAMPLE_BLOCKS
@@ -176,7 +174,7 @@ def _run_block_stage(
     workers = workers_within_budget(
         options.workers,
         options.memory_budget_bytes,
-        _n_genes(store),
+        stored_gene_count(store),
         max(plans[b].n_samples for b in blocks),
     )
     # Each queued run is a process that loads the code location (~5-10 s on 2 cores), so the
@@ -202,10 +200,6 @@ BLOCK_STAGE_JOBS = {
     frozenset({"expression"}): NORMALIZE_BLOCKS_JOB,
 }
 
-
-def _n_genes(store: Warehouse) -> int:
-    with store.fs.open(store.table_path(GENES_TABLE).path, "rb") as handle:
-        return pq.read_metadata(handle).num_rows
 
 
 def _run_asset_stage(

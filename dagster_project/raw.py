@@ -3,7 +3,6 @@
 
 import dagster as dg
 import polars as pl
-import pyarrow.parquet as pq
 
 from archs4.blocks import registered_block
 from archs4.gene_lengths import attach_lengths
@@ -14,6 +13,7 @@ from archs4.ingest import (
     genes_table,
     ingest_block,
     register_release,
+    stored_gene_count,
 )
 from archs4.preflight import check_inputs
 from archs4.releases import (
@@ -24,7 +24,6 @@ from archs4.releases import (
     write_release_record,
 )
 from archs4.sample_fields import SAMPLES_LAYOUT_VERSION, SAMPLES_SCHEMA
-from archs4.warehouse import Warehouse
 from dagster_project.partitions import BLOCK_POOL, SAMPLE_BLOCKS, sample_blocks
 from dagster_project.quality import blocking_check, check_query, parquet_frame, validate
 from dagster_project.reference import GENE_LENGTHS_TABLE, gene_lengths
@@ -271,13 +270,9 @@ def counts_block_is_valid(
         counts_file=str(store.block_path(COUNTS_DATASET, block)),
         samples_file=str(store.block_path(SAMPLES_DATASET, block)),
     )
+    n_samples = registered_block(store, block).n_samples
     return validate(
         profile,
         "counts_block_profile",
-        {"n_genes": _n_genes(store), "n_samples": registered_block(store, block).n_samples},
+        {"n_genes": stored_gene_count(store), "n_samples": n_samples},
     )
-
-
-def _n_genes(store: Warehouse) -> int:
-    with store.fs.open(store.table_path(GENES_TABLE).path, "rb") as handle:
-        return pq.read_metadata(handle).num_rows

@@ -8,10 +8,9 @@ from pydantic import Field
 
 from archs4.blocks import block_plans, read_registry
 from archs4.expression import QN_TARGET_TABLE, accumulate_target, read_target, write_target
-from archs4.ingest import COUNTS_DATASET, GENES_TABLE
+from archs4.ingest import COUNTS_DATASET, stored_gene_count
 from archs4.preflight import check_inputs
 from archs4.progress import Progress
-from archs4.warehouse import Warehouse
 from dagster_project.plots import line_plot_markdown
 from dagster_project.quality import blocking_check, validate
 from dagster_project.resources import (
@@ -137,8 +136,5 @@ def qn_target_is_valid(warehouse: WarehouseResource) -> dg.AssetCheckResult:
         "SELECT * FROM read_parquet($path) ORDER BY rank",
         params={"path": str(store.table_path(QN_TARGET_TABLE))},
     ).df()
-    return validate(frame, "qn_target", {"n_genes": _n_genes(store)})
+    return validate(frame, "qn_target", {"n_genes": stored_gene_count(store)})
 
-
-def _n_genes(store: Warehouse) -> int:
-    return pl.scan_parquet(str(store.table_path(GENES_TABLE))).select(pl.len()).collect().item()
