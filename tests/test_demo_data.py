@@ -23,12 +23,12 @@ from archs4.demo_data import (
     CELL_LINE_LABELS,
     TISSUE_LABELS,
     DemoPaths,
-    _made_up_symbols,
     build_gene_table,
     label_sample_counts,
     plan_samples,
     write_demo_dataset,
 )
+from archs4.demo_data.genes import _made_up_symbols
 
 N_SAMPLES = 300
 N_GENES = 400
@@ -278,7 +278,7 @@ def test_counts_follow_labels_and_gene_lengths(demo: DemoPaths) -> None:
         counts = handle["data/expression"][()].astype(float)
     per_million = counts / np.maximum(counts.sum(axis=0), 1) * 1e6
     truth = plan.label_matrix()
-    from archs4.demo_data import _LABEL_MARKERS
+    from archs4.demo_data.tables import _LABEL_MARKERS
 
     row_of = {s: g for g, s in enumerate(genes.symbol[: genes.n_h5])}
     higher, total = 0, 0
