@@ -26,23 +26,22 @@ import pandas as pd
 import polars as pl
 import pyarrow as pa
 
-from archs4.by_gene import (
-    CHUNK,
-    EXPRESSION_BY_GENE_DATASET,
-    EXPRESSION_BY_GENE_MANIFEST,
-    read_manifest,
-)
+from archs4.by_gene import CHUNK, read_manifest
 from archs4.catalog import connect_read_only, local_root, run_read_only_query
 from archs4.count_normalization import SUBSET_METHODS, normalize_counts
-from archs4.expression import (
+from archs4.datasets import (
+    COUNTS_DATASET,
+    EXPRESSION_BY_GENE_DATASET,
+    EXPRESSION_BY_GENE_MANIFEST,
     EXPRESSION_DATASET,
+)
+from archs4.expression import (
     LENGTH_ADJUSTMENT_KEY,
     gene_lengths_by_idx,
     normalize_against_target,
     read_target,
 )
 from archs4.gene_lookup import resolve_gene_ids
-from archs4.ingest import COUNTS_DATASET
 from archs4.long_reads import place_rows, read_rows
 from archs4.paths import SQL_DIR
 from archs4.sample_fields import column_for_field

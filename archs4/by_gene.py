@@ -26,11 +26,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from archs4.expression import EXPRESSION_DATASET
+from archs4.datasets import (
+    EXPRESSION_BY_GENE_DATASET,
+    EXPRESSION_BY_GENE_MANIFEST,
+    EXPRESSION_DATASET,
+)
 from archs4.warehouse import GENES_PER_ROW_GROUP, Warehouse, block_key, gene_major_matrix
 
-EXPRESSION_BY_GENE_DATASET = "normalized/expression_by_gene"
-EXPRESSION_BY_GENE_MANIFEST = "normalized/expression_by_gene.json"
 CHUNK = "chunk"
 # Values per gene chunk (float32): 64M = 256 MB, a few times that in working memory; at
 # 900,000 samples that is 64 genes, one row group of the block files (ARCHS4_GENE_CHUNK_VALUES).

@@ -37,49 +37,15 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from archs4.datasets import CATALOG_DATASETS, GENES_TABLE, Dataset, table_file
 from archs4.paths import SQL_DIR
 from archs4.warehouse import TEMPORARY_PREFIX, Warehouse
 
 CATALOG_SQL_DIR = SQL_DIR / "catalog"
 
 
-@dataclass(frozen=True)
-class Dataset:
-    """One Parquet dataset of the warehouse and how the views read it.
-
-    `path` is relative to the root: a directory of `<partition>=<key>/*.parquet` files when
-    `partition` is set, else the single file `<path>.parquet`. `hive` says whether the partition
-    key becomes a column (always a string such as '000012', never cast to a number).
-    `one_schema` says that every file must have the same columns, checked on each scan (a
-    footer read per file): set where the columns change between versions of the code.
-    """
-
-    path: str
-    partition: str | None = None
-    hive: bool = False
-    one_schema: bool = False
-
-
 # Template name in sql/catalog -> where the dataset lives and how it is partitioned.
-DATASETS: dict[str, Dataset] = {
-    "raw_samples": Dataset("raw/samples", "block", one_schema=True),
-    "raw_counts": Dataset("raw/counts", "block", hive=True),
-    "raw_genes": Dataset("raw/genes"),
-    "raw_sample_registry": Dataset("raw/sample_registry"),
-    "raw_release_info": Dataset("raw/release_info"),
-    "reference_qn_target": Dataset("reference/qn_target"),
-    "normalized_expression": Dataset("normalized/expression", "block", hive=True),
-    "normalized_expression_by_gene": Dataset("normalized/expression_by_gene", "chunk"),
-    "metrics_gene_metrics": Dataset("metrics/gene_metrics"),
-    "metrics_gene_windows": Dataset("metrics/gene_windows"),
-    "metrics_gene_coexpression": Dataset("metrics/gene_coexpression"),
-    "labels_sample_labels": Dataset("labels/sample_labels"),
-    "labels_sample_splits": Dataset("labels/sample_splits"),
-    "model_predictions": Dataset("model/predictions"),
-    "model_model_evaluation": Dataset("model/model_evaluation"),
-    "model_synthetic_samples": Dataset("model/synthetic_samples"),
-    "model_gan_evaluation": Dataset("model/gan_evaluation"),
-}
+DATASETS: dict[str, Dataset] = {dataset.template: dataset for dataset in CATALOG_DATASETS}
 # The registered name of dataset `x` on a read-only connection (a temporary view of DuckDB).
 ARROW_NAME_PREFIX = "_arrow_"
 # Fixed when the in-memory database is created; `lock_configuration` keeps every setting so.
@@ -302,7 +268,7 @@ def spill_directory(root: Path) -> str:
 
 def check_built(warehouse: Warehouse, root: Path) -> None:
     """Refuse a root that holds no built warehouse (neither its catalog nor its gene table)."""
-    genes = root / f"{DATASETS['raw_genes'].path}.parquet"
+    genes = root / table_file(GENES_TABLE)
     if not (root / Path(warehouse.catalog_path.path).name).is_file() and not genes.is_file():
         raise WarehouseNotBuiltError(
             f"{warehouse.root}: no warehouse catalog yet; build the warehouse first (`make run`)"

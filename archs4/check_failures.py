@@ -13,9 +13,9 @@ import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
+from archs4.datasets import FAILED_CHECKS_DIR
 from archs4.warehouse import Warehouse
 
-FAILED_CHECKS_DIR = "checks/failed"
 UNPARTITIONED = "all"  # the partition directory of an unpartitioned asset's records
 
 

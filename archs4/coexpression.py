@@ -34,19 +34,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from archs4.budget import PROCESS_BYTES
-from archs4.by_gene import (
-    CHUNK,
-    EXPRESSION_BY_GENE_DATASET,
-    iter_gene_row_groups,
-    read_manifest,
-)
+from archs4.by_gene import CHUNK, iter_gene_row_groups, read_manifest
 from archs4.catalog import run_read_only_query
+from archs4.datasets import EXPRESSION_BY_GENE_DATASET
 from archs4.long_reads import place_rows, read_rows
 from archs4.paths import SQL_DIR
 from archs4.progress import Progress
 from archs4.warehouse import ROWS_PER_ROW_GROUP, Warehouse
 
-COEXPRESSION_TABLE = "metrics/gene_coexpression"
 EXACT_SQL = SQL_DIR / "analytics" / "coexpressed_genes.sql"
 DEFAULT_MAX_SAMPLES = 20_000
 DEFAULT_TOP_K = 100

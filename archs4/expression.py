@@ -19,12 +19,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from archs4.blocks import BlockPlan
-from archs4.ingest import COUNTS_DATASET, GENES_TABLE
+from archs4.datasets import COUNTS_DATASET, EXPRESSION_DATASET, GENES_TABLE, QN_TARGET_TABLE
 from archs4.quantile_norm import LengthAdjustment, TargetAccumulator, normalize_block
 from archs4.warehouse import Warehouse
 
-QN_TARGET_TABLE = "reference/qn_target"
-EXPRESSION_DATASET = "normalized/expression"
 TARGET_DIGEST_KEY = "archs4.qn_target_sha256"
 LENGTH_ADJUSTMENT_KEY = "archs4.length_adjustment"
 

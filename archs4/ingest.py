@@ -34,6 +34,7 @@ from archs4.blocks import (
     registry_table,
     relocate_release,
 )
+from archs4.datasets import COUNTS_DATASET, GENES_TABLE, SAMPLES_DATASET
 from archs4.reader import (
     Archs4FormatError,
     Archs4Source,
@@ -44,10 +45,6 @@ from archs4.reader import (
 )
 from archs4.sample_fields import SAMPLES_SCHEMA
 from archs4.warehouse import Warehouse
-
-SAMPLES_DATASET = "raw/samples"
-COUNTS_DATASET = "raw/counts"
-GENES_TABLE = "raw/genes"
 
 
 @dataclass(frozen=True)

@@ -16,20 +16,12 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from archs4.by_gene import (
-    CHUNK,
-    EXPRESSION_BY_GENE_DATASET,
-    iter_gene_chunk_values,
-    iter_gene_chunks,
-)
-from archs4.expression import EXPRESSION_DATASET
+from archs4.by_gene import CHUNK, iter_gene_chunk_values, iter_gene_chunks
+from archs4.datasets import EXPRESSION_BY_GENE_DATASET, EXPRESSION_DATASET
 from archs4.gene_metrics import CosineAccumulator, GeneWindows, concat_windows, gene_windows
 from archs4.gene_metrics import sample_norms as block_sample_norms
 from archs4.progress import Progress
 from archs4.warehouse import Warehouse
-
-GENE_METRICS_TABLE = "metrics/gene_metrics"
-GENE_WINDOWS_TABLE = "metrics/gene_windows"
 
 
 @dataclass(frozen=True)

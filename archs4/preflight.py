@@ -27,9 +27,10 @@ from pathlib import Path
 
 import polars as pl
 
+from archs4.datasets import GENES_TABLE
 from archs4.failures import InputError
 from archs4.gene_lengths import LengthMethod, gene_lengths_from_gtf
-from archs4.ingest import GENES_TABLE, check_same_genes
+from archs4.ingest import check_same_genes
 from archs4.labels import read_label_directory
 from archs4.reader import SourceInfo, open_archs4
 from archs4.releases import newest_release

@@ -22,10 +22,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from archs4.datasets import RELEASE_INFO_TABLE, RELEASE_RECORD
 from archs4.warehouse import Warehouse
 
-RELEASE_RECORD = "raw/release.json"
-RELEASE_INFO_TABLE = "raw/release_info"
 RELEASE_INFO_SCHEMA = pa.schema(
     [
         ("source_version", pa.string()),

@@ -29,7 +29,7 @@ import pyarrow as pa
 
 import archs4
 from archs4.catalog import build_catalog
-from archs4.ingest import GENES_TABLE
+from archs4.datasets import GENES_TABLE
 from archs4.reader import Archs4Source
 from archs4.warehouse import Warehouse
 from benchmarks.access_paths import (

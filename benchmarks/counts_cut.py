@@ -22,8 +22,9 @@ import numpy as np
 import pyarrow as pa
 
 from archs4.blocks import block_plans, read_registry
+from archs4.datasets import COUNTS_DATASET
 from archs4.demo_data import write_demo_dataset
-from archs4.ingest import COUNTS_DATASET, ingest_block, register_release
+from archs4.ingest import ingest_block, register_release
 from archs4.warehouse import Warehouse
 from benchmarks.run import RESULTS, WORK, machine
 

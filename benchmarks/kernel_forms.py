@@ -35,11 +35,15 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from archs4.by_gene import CHUNK, EXPRESSION_BY_GENE_DATASET, iter_gene_chunk_values
+from archs4.by_gene import CHUNK, iter_gene_chunk_values
 from archs4.catalog import sql_string
-from archs4.expression import QN_TARGET_TABLE, read_target
-from archs4.ingest import COUNTS_DATASET
-from archs4.metrics_table import GENE_METRICS_TABLE
+from archs4.datasets import (
+    COUNTS_DATASET,
+    EXPRESSION_BY_GENE_DATASET,
+    GENE_METRICS_TABLE,
+    QN_TARGET_TABLE,
+)
+from archs4.expression import read_target
 from archs4.quantile_norm import normalize_block
 from archs4.warehouse import Warehouse
 from benchmarks.measure import Measured, measured

@@ -26,28 +26,29 @@ import pyarrow.parquet as pq
 
 from archs4.blocks import block_plans, read_registry
 from archs4.budget import default_budget_bytes
-from archs4.by_gene import EXPRESSION_BY_GENE_DATASET, build_expression_by_gene, iter_gene_chunks
+from archs4.by_gene import build_expression_by_gene, iter_gene_chunks
 from archs4.catalog import connect_read_only
-from archs4.coexpression import COEXPRESSION_TABLE, coexpressed, compute_gene_coexpression
-from archs4.expression import (
+from archs4.coexpression import coexpressed, compute_gene_coexpression
+from archs4.datasets import (
+    COEXPRESSION_TABLE,
+    COUNTS_DATASET,
+    EXPRESSION_BY_GENE_DATASET,
     EXPRESSION_DATASET,
+    GENE_METRICS_TABLE,
+    GENES_TABLE,
     QN_TARGET_TABLE,
+    SAMPLES_DATASET,
+)
+from archs4.expression import (
     accumulate_target,
     normalize_stored_block,
     read_target,
     recomputed_sample_idx,
     write_target,
 )
-from archs4.ingest import (
-    COUNTS_DATASET,
-    GENES_TABLE,
-    SAMPLES_DATASET,
-    genes_table,
-    ingest_block,
-    register_release,
-)
+from archs4.ingest import genes_table, ingest_block, register_release
 from archs4.labels import read_truth_table
-from archs4.metrics_table import GENE_METRICS_TABLE, compute_gene_metrics
+from archs4.metrics_table import compute_gene_metrics
 from archs4.settings import Settings
 from archs4.splits import DEFAULT_MAX_TRAIN_SAMPLES, mark_training_set, split_by_study, study_groups
 from archs4.training_data import (

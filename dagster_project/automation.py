@@ -20,11 +20,15 @@ import dagster as dg
 
 from archs4.blocks import block_plans, read_registry
 from archs4.check_failures import has_failed_check, rejected_partitions
-from archs4.coexpression import COEXPRESSION_TABLE
-from archs4.expression import EXPRESSION_DATASET
+from archs4.datasets import (
+    COEXPRESSION_TABLE,
+    COUNTS_DATASET,
+    EXPRESSION_DATASET,
+    GENE_METRICS_TABLE,
+    SAMPLES_DATASET,
+)
 from archs4.failures import one_line
-from archs4.ingest import COUNTS_DATASET, SAMPLES_DATASET, committed_blocks
-from archs4.metrics_table import GENE_METRICS_TABLE
+from archs4.ingest import committed_blocks
 from archs4.preflight import INPUT_ERRORS, RunInputs, check_inputs
 from archs4.releases import is_registered, newest_release
 from archs4.settings import Settings

@@ -8,21 +8,22 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from archs4.by_gene import (
-    EXPRESSION_BY_GENE_DATASET,
-    build_expression_by_gene,
-    plan_gene_chunks,
-)
+from archs4.by_gene import build_expression_by_gene, plan_gene_chunks
 from archs4.coexpression import (
-    COEXPRESSION_TABLE,
     SAMPLE_SEED,
     compute_gene_coexpression,
     recomputation_mismatches,
     spot_correlations,
 )
-from archs4.expression import EXPRESSION_DATASET
-from archs4.ingest import GENES_TABLE
-from archs4.metrics_table import GENE_METRICS_TABLE, GENE_WINDOWS_TABLE, compute_gene_metrics
+from archs4.datasets import (
+    COEXPRESSION_TABLE,
+    EXPRESSION_BY_GENE_DATASET,
+    EXPRESSION_DATASET,
+    GENE_METRICS_TABLE,
+    GENE_WINDOWS_TABLE,
+    GENES_TABLE,
+)
+from archs4.metrics_table import compute_gene_metrics
 from archs4.progress import Progress
 from archs4.warehouse import Warehouse
 from dagster_project.normalized import expression

@@ -4,17 +4,15 @@ import dagster as dg
 import polars as pl
 
 from archs4.blocks import registered_block
+from archs4.datasets import COUNTS_DATASET, EXPRESSION_DATASET, GENES_TABLE, QN_TARGET_TABLE
 from archs4.expression import (
-    EXPRESSION_DATASET,
     LENGTH_ADJUSTMENT_KEY,
-    QN_TARGET_TABLE,
     TARGET_DIGEST_KEY,
     gene_lengths_by_idx,
     normalize_stored_block,
     read_target,
     recomputed_sample_idx,
 )
-from archs4.ingest import COUNTS_DATASET, GENES_TABLE
 from dagster_project.partitions import BLOCK_POOL, sample_blocks
 from dagster_project.quality import blocking_check, check_query, validate
 from dagster_project.raw import genes

@@ -10,16 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from archs4.by_gene import EXPRESSION_BY_GENE_MANIFEST
-from archs4.coexpression import COEXPRESSION_TABLE
-from archs4.expression import EXPRESSION_DATASET, QN_TARGET_TABLE
-from archs4.ingest import COUNTS_DATASET, GENES_TABLE, SAMPLES_DATASET
-from archs4.metrics_table import GENE_METRICS_TABLE, GENE_WINDOWS_TABLE
-from archs4.releases import RELEASE_INFO_TABLE, RELEASE_RECORD
-
-
-def table(dataset: str) -> str:
-    return f"{dataset}.parquet"
+from archs4 import datasets as d
+from archs4.datasets import classifier_files, table_file
 
 
 @dataclass(frozen=True)
@@ -35,37 +27,39 @@ class AssetOutputs:
 
 ASSET_OUTPUTS: dict[str, AssetOutputs] = {
     "source_release": AssetOutputs(
-        files=(RELEASE_RECORD, "raw/sample_registry.parquet", table(RELEASE_INFO_TABLE)),
+        files=(
+            d.RELEASE_RECORD,
+            table_file(d.SAMPLE_REGISTRY_TABLE),
+            table_file(d.RELEASE_INFO_TABLE),
+        ),
         inputs=("source",),
     ),
-    "gene_lengths": AssetOutputs(files=("reference/gene_lengths.parquet",), inputs=("gtf",)),
-    "genes": AssetOutputs(files=(table(GENES_TABLE),)),
-    "samples": AssetOutputs(block_datasets=(SAMPLES_DATASET,)),
-    "counts": AssetOutputs(block_datasets=(COUNTS_DATASET,)),
-    "qn_target": AssetOutputs(files=(table(QN_TARGET_TABLE),), frozen=True),
-    "expression": AssetOutputs(block_datasets=(EXPRESSION_DATASET,)),
-    "expression_by_gene": AssetOutputs(files=(EXPRESSION_BY_GENE_MANIFEST,)),
-    "gene_metrics": AssetOutputs(files=(table(GENE_METRICS_TABLE), table(GENE_WINDOWS_TABLE))),
-    "gene_coexpression": AssetOutputs(files=(table(COEXPRESSION_TABLE),)),
-    "sample_labels": AssetOutputs(files=("labels/sample_labels.parquet",), inputs=("labels",)),
-    "sample_splits": AssetOutputs(files=("labels/sample_splits.parquet",), frozen=True),
-    "feature_space": AssetOutputs(files=("model/feature_space.npz",), frozen=True),
-    "sample_features": AssetOutputs(files=("model/sample_features.parquet",)),
-    "label_classifier": AssetOutputs(
-        files=("model/random_forest.skops", "model/random_forest.json"), frozen=True
+    "gene_lengths": AssetOutputs(files=(table_file(d.GENE_LENGTHS_TABLE),), inputs=("gtf",)),
+    "genes": AssetOutputs(files=(table_file(d.GENES_TABLE),)),
+    "samples": AssetOutputs(block_datasets=(d.SAMPLES_DATASET,)),
+    "counts": AssetOutputs(block_datasets=(d.COUNTS_DATASET,)),
+    "qn_target": AssetOutputs(files=(table_file(d.QN_TARGET_TABLE),), frozen=True),
+    "expression": AssetOutputs(block_datasets=(d.EXPRESSION_DATASET,)),
+    "expression_by_gene": AssetOutputs(files=(d.EXPRESSION_BY_GENE_MANIFEST,)),
+    "gene_metrics": AssetOutputs(
+        files=(table_file(d.GENE_METRICS_TABLE), table_file(d.GENE_WINDOWS_TABLE))
     ),
-    "predictions": AssetOutputs(files=("model/predictions.parquet",)),
-    "model_evaluation": AssetOutputs(files=("model/model_evaluation.parquet",), frozen=True),
-    "gan_model": AssetOutputs(files=("model/gan.pt", "model/gan.json"), frozen=True),
-    "synthetic_samples": AssetOutputs(files=("model/synthetic_samples.parquet",), frozen=True),
+    "gene_coexpression": AssetOutputs(files=(table_file(d.COEXPRESSION_TABLE),)),
+    "sample_labels": AssetOutputs(files=(table_file(d.SAMPLE_LABELS_TABLE),), inputs=("labels",)),
+    "sample_splits": AssetOutputs(files=(table_file(d.SAMPLE_SPLITS_TABLE),), frozen=True),
+    "feature_space": AssetOutputs(files=(d.FEATURE_SPACE_FILE,), frozen=True),
+    "sample_features": AssetOutputs(files=(table_file(d.SAMPLE_FEATURES_TABLE),)),
+    "label_classifier": AssetOutputs(files=classifier_files(d.RANDOM_FOREST_MODEL), frozen=True),
+    "predictions": AssetOutputs(files=(table_file(d.PREDICTIONS_TABLE),)),
+    "model_evaluation": AssetOutputs(files=(table_file(d.MODEL_EVALUATION_TABLE),), frozen=True),
+    "gan_model": AssetOutputs(files=(d.GAN_FILE, d.GAN_INFO_FILE), frozen=True),
+    "synthetic_samples": AssetOutputs(files=(table_file(d.SYNTHETIC_SAMPLES_TABLE),), frozen=True),
     "augmented_training_set": AssetOutputs(
-        files=("model/augmented_training_set.parquet",), frozen=True
+        files=(table_file(d.AUGMENTED_TRAINING_TABLE),), frozen=True
     ),
-    "rf_gan_augmented": AssetOutputs(
-        files=("model/rf_gan_augmented.skops", "model/rf_gan_augmented.json"), frozen=True
-    ),
-    "gan_evaluation": AssetOutputs(files=("model/gan_evaluation.parquet",), frozen=True),
-    "warehouse_catalog": AssetOutputs(files=("warehouse.duckdb",)),
+    "rf_gan_augmented": AssetOutputs(files=classifier_files(d.GAN_AUGMENTED_MODEL), frozen=True),
+    "gan_evaluation": AssetOutputs(files=(table_file(d.GAN_EVALUATION_TABLE),), frozen=True),
+    "warehouse_catalog": AssetOutputs(files=(d.CATALOG_FILE,)),
 }
 
 

@@ -5,28 +5,21 @@ import dagster as dg
 import polars as pl
 
 from archs4.blocks import registered_block
-from archs4.gene_lengths import attach_lengths
-from archs4.ingest import (
+from archs4.datasets import (
     COUNTS_DATASET,
+    GENE_LENGTHS_TABLE,
     GENES_TABLE,
-    SAMPLES_DATASET,
-    genes_table,
-    ingest_block,
-    register_release,
-    stored_gene_count,
-)
-from archs4.preflight import check_inputs
-from archs4.releases import (
     RELEASE_INFO_TABLE,
-    Fingerprint,
-    ReleaseRecord,
-    write_release_info,
-    write_release_record,
+    SAMPLES_DATASET,
 )
+from archs4.gene_lengths import attach_lengths
+from archs4.ingest import genes_table, ingest_block, register_release, stored_gene_count
+from archs4.preflight import check_inputs
+from archs4.releases import Fingerprint, ReleaseRecord, write_release_info, write_release_record
 from archs4.sample_fields import SAMPLES_LAYOUT_VERSION, SAMPLES_SCHEMA
 from dagster_project.partitions import BLOCK_POOL, SAMPLE_BLOCKS, sample_blocks
 from dagster_project.quality import blocking_check, check_query, parquet_frame, validate
-from dagster_project.reference import GENE_LENGTHS_TABLE, gene_lengths
+from dagster_project.reference import gene_lengths
 from dagster_project.resources import (
     Archs4SourceResource,
     GeneAnnotationResource,

@@ -7,8 +7,9 @@ import polars as pl
 from pydantic import Field
 
 from archs4.blocks import block_plans, read_registry
-from archs4.expression import QN_TARGET_TABLE, accumulate_target, read_target, write_target
-from archs4.ingest import COUNTS_DATASET, stored_gene_count
+from archs4.datasets import COUNTS_DATASET, GENE_LENGTHS_TABLE, QN_TARGET_TABLE
+from archs4.expression import accumulate_target, read_target, write_target
+from archs4.ingest import stored_gene_count
 from archs4.preflight import check_inputs
 from archs4.progress import Progress
 from dagster_project.plots import line_plot_markdown
@@ -20,8 +21,6 @@ from dagster_project.resources import (
     WarehouseResource,
     run_inputs,
 )
-
-GENE_LENGTHS_TABLE = "reference/gene_lengths"
 
 
 @dg.asset(
@@ -137,4 +136,3 @@ def qn_target_is_valid(warehouse: WarehouseResource) -> dg.AssetCheckResult:
         params={"path": str(store.table_path(QN_TARGET_TABLE))},
     ).df()
     return validate(frame, "qn_target", {"n_genes": stored_gene_count(store)})
-

@@ -14,13 +14,12 @@ from upath import UPath
 
 from archs4.by_gene import (
     CHUNK,
-    EXPRESSION_BY_GENE_DATASET,
     build_expression_by_gene,
     iter_gene_chunks,
     iter_gene_row_groups,
     plan_gene_chunks,
 )
-from archs4.expression import EXPRESSION_DATASET
+from archs4.datasets import EXPRESSION_BY_GENE_DATASET, EXPRESSION_DATASET
 from archs4.warehouse import GENES_PER_ROW_GROUP, Warehouse
 
 pytestmark = pytest.mark.slow

@@ -14,7 +14,6 @@ import pytest
 from archs4.catalog import connect_read_only
 from archs4.cli import main
 from archs4.coexpression import (
-    COEXPRESSION_TABLE,
     DEFAULT_TOP_K,
     UndefinedCorrelationError,
     coexpressed,
@@ -27,6 +26,7 @@ from archs4.coexpression import (
     standardize,
     top_correlations,
 )
+from archs4.datasets import COEXPRESSION_TABLE
 from archs4.warehouse import Warehouse
 from dagster_project.metrics import gene_coexpression_is_valid
 from dagster_project.resources import CoexpressionResource, WarehouseResource

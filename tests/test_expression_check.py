@@ -15,8 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from archs4.blocks import BlockPlan, registered_block
-from archs4.check_failures import FAILED_CHECKS_DIR
-from archs4.expression import EXPRESSION_DATASET, recomputed_sample_idx
+from archs4.datasets import EXPRESSION_DATASET, FAILED_CHECKS_DIR
+from archs4.expression import recomputed_sample_idx
 from archs4.warehouse import Warehouse
 from dagster_project.definitions import all_assets, all_checks
 from dagster_project.plan import Stage, pending_blocks

@@ -14,8 +14,8 @@ import pytest
 import qnorm
 
 import dagster_project.raw
-from archs4.expression import EXPRESSION_DATASET, accumulate_target, read_target, write_target
-from archs4.ingest import SAMPLES_DATASET
+from archs4.datasets import EXPRESSION_DATASET, SAMPLES_DATASET
+from archs4.expression import accumulate_target, read_target, write_target
 from archs4.quantile_norm import normalize_block
 from archs4.warehouse import Warehouse
 from dagster_project.definitions import all_assets, all_checks, defs

@@ -12,7 +12,7 @@ import pytest
 
 from archs4.blocks import REGISTRY_SCHEMA
 from archs4.check_failures import record_check_outcome
-from archs4.ingest import SAMPLES_DATASET
+from archs4.datasets import SAMPLES_DATASET
 from archs4.sample_fields import SAMPLES_SCHEMA
 from archs4.warehouse import Warehouse
 from dagster_project.automation import refresh_job

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from archs4.blocks import block_plans, read_registry
-from archs4.ingest import COUNTS_DATASET, ingest_block, register_release
+from archs4.datasets import COUNTS_DATASET
+from archs4.ingest import ingest_block, register_release
 from archs4.warehouse import Warehouse
 from tests.archs4_files import example_counts, write_archs4_file
 

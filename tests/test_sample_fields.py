@@ -16,10 +16,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from archs4.catalog import MixedSchemaError, build_catalog, connect_read_only
-from archs4.ingest import SAMPLES_DATASET, outdated_sample_blocks
+from archs4.datasets import RELEASE_INFO_TABLE, RELEASE_RECORD, SAMPLES_DATASET
+from archs4.ingest import outdated_sample_blocks
 from archs4.paths import PROJECT_ROOT
 from archs4.reader import Archs4FormatError, SampleRange, open_archs4
-from archs4.releases import RELEASE_INFO_TABLE, RELEASE_RECORD
 from archs4.sample_fields import SAMPLE_FIELDS, SAMPLES_SCHEMA, column_for_field
 from archs4.warehouse import Warehouse
 from dagster_project.headless import materialize_stages
