@@ -469,6 +469,86 @@ def evaluate_augmentation(
     ``GanConfig()``) and that seed.
     """
     names = [str(name) for name in label_names]
+    rare = _checked_rare_labels(train, validation, test, names, rare=rare, seeds=seeds)
+    added = rows_to_add(train.labels, names, rare, target_count)
+    rare_columns = [names.index(name) for name in rare]
+    setup = _EvaluationSetup(
+        train=train,
+        validation=validation,
+        test=test,
+        names=names,
+        rare=rare,
+        rare_columns=rare_columns,
+        added=added,
+        test_positives=test.labels[:, rare_columns].sum(axis=0),
+        n_estimators=n_estimators,
+        smote_k_neighbors=smote_k_neighbors,
+        n_jobs=n_jobs,
+        report=progress or (lambda _message: None),
+    )
+
+    fidelity_values, scores = _scores_of_every_seed(setup, seeds, gan, gan_config)
+    rows = _label_rows(setup, fidelity_values, scores) + _all_rare_rows(
+        setup, fidelity_values, scores
+    )
+    return pl.DataFrame(
+        rows, schema={"label": pl.Utf8, "metric": pl.Utf8, "value": pl.Float64}, orient="row"
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class _EvaluationSetup:
+    """The inputs every seed and method of ``evaluate_augmentation`` shares."""
+
+    train: LabelledRows
+    validation: LabelledRows
+    test: LabelledRows
+    names: list[str]
+    rare: list[str]
+    rare_columns: list[int]
+    added: dict[str, int]
+    test_positives: np.ndarray
+    n_estimators: int
+    smote_k_neighbors: int
+    n_jobs: int
+    report: ProgressCallback
+
+
+def _scores_of_every_seed(
+    setup: _EvaluationSetup,
+    seeds: Sequence[int],
+    gan: TrainedGan | None,
+    gan_config: GanConfig | None,
+) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
+    """``fidelity_values[metric]`` and ``scores[method][metric]``, each (seeds x rare labels);
+    the GAN is ``gan``, or one trained per seed with ``gan_config``."""
+    shape = (len(seeds), len(setup.rare))
+    scores = {
+        method: {metric: np.full(shape, np.nan) for metric in USEFULNESS_METRICS}
+        for method in METHODS
+    }
+    fidelity_values = {metric: np.full(shape, np.nan) for metric in FIDELITY_METRICS}
+    for seed_position, seed in enumerate(seeds):
+        trained = gan if gan is not None else _seed_gan(setup, gan_config, seed)
+        for metric, values in _seed_fidelity(setup, trained, seed).items():
+            fidelity_values[metric][seed_position] = values
+        for method in METHODS:
+            for metric, values in _method_scores(setup, method, trained, seed).items():
+                scores[method][metric][seed_position] = values
+    return fidelity_values, scores
+
+
+def _checked_rare_labels(
+    train: LabelledRows,
+    validation: LabelledRows,
+    test: LabelledRows,
+    names: list[str],
+    *,
+    rare: Sequence[str] | None,
+    seeds: Sequence[int],
+) -> list[str]:
+    """The rare labels to evaluate (``rare_labels`` of the train rows by default), after
+    checking the splits against the label names and that there are enough seeds."""
     for part_name, part in (("train", train), ("validation", validation), ("test", test)):
         if part.labels.shape[1] != len(names):
             raise ValueError(f"{part_name} has {part.labels.shape[1]} labels, {len(names)} names")
@@ -480,73 +560,84 @@ def evaluate_augmentation(
     unknown = [name for name in rare if name not in names]
     if unknown:
         raise ValueError(f"unknown rare labels {unknown}")
-    report = progress or (lambda _message: None)
-    added = rows_to_add(train.labels, names, rare, target_count)
-    rare_columns = [names.index(name) for name in rare]
-    test_positives = test.labels[:, rare_columns].sum(axis=0)
+    return rare
 
-    # scores[method][metric] -> (seeds x rare labels); fidelity_values[metric] -> same shape.
-    scores = {
-        method: {metric: np.full((len(seeds), len(rare)), np.nan) for metric in USEFULNESS_METRICS}
-        for method in METHODS
-    }
-    fidelity_values = {
-        metric: np.full((len(seeds), len(rare)), np.nan) for metric in FIDELITY_METRICS
-    }
-    for seed_position, seed in enumerate(seeds):
-        trained = gan
-        if trained is None:
-            config = dataclasses.replace(gan_config or GanConfig(), seed=int(seed))
-            report(f"augmentation seed {seed}: training the GAN on {train.n_rows} train rows")
-            trained = train_gan(train.features, train.labels, config, progress=report)
-        for position, name in enumerate(rare):
-            real = train.features[_carriers(train, names, name)]
-            synthetic, _, _ = synthetic_rows_for(
-                trained,
-                train.labels,
-                names,
-                [name],
-                real.shape[0],
-                seed=_derived_seed(seed, 1000 + position),
-            )
-            for metric, value in fidelity(real, synthetic, seed=int(seed)).items():
-                fidelity_values[metric][seed_position, position] = value
 
-        for method in METHODS:
-            started = time.perf_counter()
-            extra = _added_rows(
-                method, trained, train, names, added, seed=int(seed), k_neighbors=smote_k_neighbors
-            )
-            fit_rows = LabelledRows.concatenate([train, extra]) if extra.n_rows else train
-            model = train_random_forest(
-                fit_rows.features,
-                fit_rows.labels,
-                n_estimators=n_estimators,
-                class_weight="balanced_subsample" if method == "class_weights" else None,
-                seed=int(seed),
-                n_jobs=n_jobs,
-            )
-            thresholds = tune_thresholds(
-                label_probabilities(model, validation.features), validation.labels
-            )
-            evaluation = evaluate(
-                test.labels,
-                label_probabilities(model, test.features),
-                thresholds,
-                names,
-                method,
-            )
-            for metric in USEFULNESS_METRICS:
-                scores[method][metric][seed_position] = _per_label(evaluation, rare, metric)
-            report(
-                f"augmentation seed {seed}: {method}: {fit_rows.n_rows} train rows "
-                f"({extra.n_rows} added), rare-label F1 "
-                f"{_rare_average(scores[method]['f1'][seed_position], test_positives):.3f} "
-                f"({time.perf_counter() - started:.1f} s)"
-            )
+def _seed_gan(setup: _EvaluationSetup, gan_config: GanConfig | None, seed: int) -> TrainedGan:
+    """A GAN trained on the train rows with ``gan_config`` and this seed."""
+    config = dataclasses.replace(gan_config or GanConfig(), seed=int(seed))
+    setup.report(f"augmentation seed {seed}: training the GAN on {setup.train.n_rows} train rows")
+    return train_gan(setup.train.features, setup.train.labels, config, progress=setup.report)
 
+
+def _seed_fidelity(
+    setup: _EvaluationSetup, trained: TrainedGan, seed: int
+) -> dict[str, np.ndarray]:
+    """Each fidelity metric of one seed, per rare label (in ``setup.rare`` order)."""
+    values = {metric: np.full(len(setup.rare), np.nan) for metric in FIDELITY_METRICS}
+    for position, name in enumerate(setup.rare):
+        real = setup.train.features[_carriers(setup.train, setup.names, name)]
+        synthetic, _, _ = synthetic_rows_for(
+            trained,
+            setup.train.labels,
+            setup.names,
+            [name],
+            real.shape[0],
+            seed=_derived_seed(seed, 1000 + position),
+        )
+        for metric, value in fidelity(real, synthetic, seed=int(seed)).items():
+            values[metric][position] = value
+    return values
+
+
+def _method_scores(
+    setup: _EvaluationSetup, method: str, trained: TrainedGan, seed: int
+) -> dict[str, np.ndarray]:
+    """Each usefulness metric of one method and seed, per rare label: the forest trained on the
+    train rows plus the method's added rows, tuned on validation, scored on test."""
+    started = time.perf_counter()
+    train, validation, test = setup.train, setup.validation, setup.test
+    extra = _added_rows(
+        method,
+        trained,
+        train,
+        setup.names,
+        setup.added,
+        seed=int(seed),
+        k_neighbors=setup.smote_k_neighbors,
+    )
+    fit_rows = LabelledRows.concatenate([train, extra]) if extra.n_rows else train
+    model = train_random_forest(
+        fit_rows.features,
+        fit_rows.labels,
+        n_estimators=setup.n_estimators,
+        class_weight="balanced_subsample" if method == "class_weights" else None,
+        seed=int(seed),
+        n_jobs=setup.n_jobs,
+    )
+    thresholds = tune_thresholds(label_probabilities(model, validation.features), validation.labels)
+    evaluation = evaluate(
+        test.labels, label_probabilities(model, test.features), thresholds, setup.names, method
+    )
+    scores = {metric: _per_label(evaluation, setup.rare, metric) for metric in USEFULNESS_METRICS}
+    setup.report(
+        f"augmentation seed {seed}: {method}: {fit_rows.n_rows} train rows "
+        f"({extra.n_rows} added), rare-label F1 "
+        f"{_rare_average(scores['f1'], setup.test_positives):.3f} "
+        f"({time.perf_counter() - started:.1f} s)"
+    )
+    return scores
+
+
+def _label_rows(
+    setup: _EvaluationSetup,
+    fidelity_values: dict[str, np.ndarray],
+    scores: dict[str, dict[str, np.ndarray]],
+) -> list[tuple[str, str, float]]:
+    """The report rows of each rare label: means over the seeds, stds, and counts."""
     rows: list[tuple[str, str, float]] = []
-    for position, name in enumerate(rare):
+    for position, name in enumerate(setup.rare):
+        column = setup.rare_columns[position]
         for metric, values in fidelity_values.items():
             rows.append((name, metric, float(np.mean(values[:, position]))))
         for method in METHODS:
@@ -554,35 +645,41 @@ def evaluate_augmentation(
                 per_seed = scores[method][metric][:, position]
                 rows.append((name, f"{metric}_mean/{method}", float(np.mean(per_seed))))
                 rows.append((name, f"{metric}_std/{method}", _sample_std(per_seed)))
-        rows.append((name, "train_count", float(train.labels[:, rare_columns[position]].sum())))
-        rows.append((name, "rows_added", float(added[name])))
-        rows.append(
-            (
-                name,
-                "validation_positives",
-                float(validation.labels[:, rare_columns[position]].sum()),
-            )
-        )
-        rows.append((name, "test_positives", float(test_positives[position])))
+        rows.append((name, "train_count", float(setup.train.labels[:, column].sum())))
+        rows.append((name, "rows_added", float(setup.added[name])))
+        rows.append((name, "validation_positives", float(setup.validation.labels[:, column].sum())))
+        rows.append((name, "test_positives", float(setup.test_positives[position])))
+    return rows
 
-    # ALL_RARE: fidelity averaged over labels (per seed, then over seeds: the same thing for
-    # a mean); usefulness averaged over the labels with a test positive, per seed.
+
+def _all_rare_rows(
+    setup: _EvaluationSetup,
+    fidelity_values: dict[str, np.ndarray],
+    scores: dict[str, dict[str, np.ndarray]],
+) -> list[tuple[str, str, float]]:
+    """The ``ALL_RARE`` report rows.
+
+    Fidelity is averaged over labels (per seed, then over seeds: the same thing for a mean);
+    usefulness is averaged over the labels with a test positive, per seed.
+    """
+    rows: list[tuple[str, str, float]] = []
     for metric, values in fidelity_values.items():
         rows.append((ALL_RARE, metric, float(np.mean(values))))
     for method in METHODS:
         for metric in USEFULNESS_METRICS:
             per_seed = np.array(
-                [_rare_average(values, test_positives) for values in scores[method][metric]]
+                [_rare_average(values, setup.test_positives) for values in scores[method][metric]]
             )
             rows.append((ALL_RARE, f"{metric}_mean/{method}", float(np.mean(per_seed))))
             rows.append((ALL_RARE, f"{metric}_std/{method}", _sample_std(per_seed)))
-    rows.append((ALL_RARE, "train_count", float(train.labels[:, rare_columns].sum())))
-    rows.append((ALL_RARE, "rows_added", float(sum(added.values()))))
-    rows.append((ALL_RARE, "validation_positives", float(validation.labels[:, rare_columns].sum())))
-    rows.append((ALL_RARE, "test_positives", float(test_positives.sum())))
-    return pl.DataFrame(
-        rows, schema={"label": pl.Utf8, "metric": pl.Utf8, "value": pl.Float64}, orient="row"
+    columns = setup.rare_columns
+    rows.append((ALL_RARE, "train_count", float(setup.train.labels[:, columns].sum())))
+    rows.append((ALL_RARE, "rows_added", float(sum(setup.added.values()))))
+    rows.append(
+        (ALL_RARE, "validation_positives", float(setup.validation.labels[:, columns].sum()))
     )
+    rows.append((ALL_RARE, "test_positives", float(setup.test_positives.sum())))
+    return rows
 
 
 def _added_rows(

@@ -286,6 +286,53 @@ def train_gan(
     """
     config = config or GanConfig()
     report = progress or (lambda _message: None)
+    features, labels = _training_rows(X_train, Y_train)
+    n_rows, n_features = features.shape
+    n_labels = labels.shape[1]
+    feature_mean, feature_scale = _standard_scaler(features)
+    batch_size = min(config.batch_size, n_rows)
+    steps_per_epoch = math.ceil(n_rows / batch_size)
+    report(
+        f"GAN: training on {n_rows} rows x {n_features} features, {n_labels} labels, "
+        f"{config.epochs} epochs of {steps_per_epoch} generator steps "
+        f"({config.n_critic} critic steps each)"
+    )
+    started = time.perf_counter()
+    with _deterministic_torch(config.num_threads):
+        wgan = _new_wgan(config, n_features, n_labels)
+        batches = _TrainingBatches(
+            standardized=torch.from_numpy(
+                ((features - feature_mean) / feature_scale).astype(np.float32)
+            ),
+            conditions=torch.from_numpy(labels.astype(np.float32)),
+            row_weights=torch.from_numpy(_row_weights(labels, config.min_label_share)),
+            batch_size=batch_size,
+            latent_dim=config.latent_dim,
+            random=torch.Generator().manual_seed(config.seed),
+        )
+        history = _train_epochs(wgan, batches, steps_per_epoch, report, started)
+        wgan.critic.requires_grad_(True)
+        wgan.generator.eval()
+        wgan.critic.eval()
+    seconds = time.perf_counter() - started
+    report(f"GAN: trained in {seconds:.1f} s")
+    return TrainedGan(
+        generator=wgan.generator,
+        critic=wgan.critic,
+        feature_mean=feature_mean,
+        feature_scale=feature_scale,
+        n_labels=n_labels,
+        config=config,
+        history=history,
+        train_seconds=seconds,
+    )
+
+
+def _training_rows(
+    X_train: np.ndarray,  # noqa: N803
+    Y_train: np.ndarray,  # noqa: N803
+) -> tuple[np.ndarray, np.ndarray]:
+    """The train features as float64 and the labels as int8, checked to match and be finite."""
     features = np.asarray(X_train, dtype=np.float64)
     labels = _multi_hot(Y_train)
     if features.ndim != 2 or features.shape[0] != labels.shape[0]:
@@ -297,106 +344,136 @@ def train_gan(
         raise ValueError("need at least 2 train rows")
     if not np.isfinite(features).all():
         raise ValueError("X_train contains NaN or infinite values")
-    n_rows, n_features = features.shape
-    n_labels = labels.shape[1]
+    return features, labels
 
+
+def _standard_scaler(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and standard deviation of the train rows."""
     feature_mean = features.mean(axis=0)
     feature_scale = features.std(axis=0)
     # A constant feature keeps a scale of 1, so it standardizes to 0 instead of dividing by 0.
     feature_scale[feature_scale == 0.0] = 1.0
-    standardized = torch.from_numpy(((features - feature_mean) / feature_scale).astype(np.float32))
-    conditions = torch.from_numpy(labels.astype(np.float32))
-    row_weights = torch.from_numpy(_row_weights(labels, config.min_label_share))
+    return feature_mean, feature_scale
 
-    batch_size = min(config.batch_size, n_rows)
-    steps_per_epoch = math.ceil(n_rows / batch_size)
-    report(
-        f"GAN: training on {n_rows} rows x {n_features} features, {n_labels} labels, "
-        f"{config.epochs} epochs of {steps_per_epoch} generator steps "
-        f"({config.n_critic} critic steps each)"
-    )
-    started = time.perf_counter()
-    with _deterministic_torch(config.num_threads):
-        generator, critic = _initialized_networks(config, n_features, n_labels)
-        random = torch.Generator().manual_seed(config.seed)
-        critic_optimizer = torch.optim.Adam(
-            critic.parameters(), lr=config.critic_lr, betas=config.adam_betas
+
+@dataclass(frozen=True, eq=False)
+class _TrainingBatches:
+    """The standardized train rows and the seeded generator every training draw comes from."""
+
+    standardized: torch.Tensor
+    conditions: torch.Tensor
+    row_weights: torch.Tensor
+    batch_size: int
+    latent_dim: int
+    random: torch.Generator
+
+    def draw(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Real rows (drawn by ``row_weights``), their conditions, and latent noise."""
+        rows = torch.multinomial(
+            self.row_weights, self.batch_size, replacement=True, generator=self.random
         )
-        generator_optimizer = torch.optim.Adam(
-            generator.parameters(), lr=config.generator_lr, betas=config.adam_betas
-        )
+        noise = torch.randn(self.batch_size, self.latent_dim, generator=self.random)
+        return self.standardized[rows], self.conditions[rows], noise
 
-        def draw_batch() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-            rows = torch.multinomial(row_weights, batch_size, replacement=True, generator=random)
-            noise = torch.randn(batch_size, config.latent_dim, generator=random)
-            return standardized[rows], conditions[rows], noise
 
-        critic_history: list[float] = []
-        generator_history: list[float] = []
-        wasserstein_history: list[float] = []
-        for epoch in range(1, config.epochs + 1):
-            critic_sum = generator_sum = wasserstein_sum = 0.0
-            for _step in range(steps_per_epoch):
-                critic.requires_grad_(True)
-                for _critic_step in range(config.n_critic):
-                    real, condition, noise = draw_batch()
-                    with torch.no_grad():
-                        fake = generator(noise, condition)
-                    real_score = critic(real, condition).mean()
-                    fake_score = critic(fake, condition).mean()
-                    penalty = _gradient_penalty(critic, real, fake, condition, random)
-                    critic_loss = fake_score - real_score + config.gp_weight * penalty
-                    critic_optimizer.zero_grad(set_to_none=True)
-                    critic_loss.backward()
-                    critic_optimizer.step()
-                    critic_sum += critic_loss.item()
-                    wasserstein_sum += (real_score - fake_score).item()
+@dataclass(frozen=True, eq=False)
+class _Wgan:
+    """The two networks being trained, their optimizers and the configuration."""
 
-                # The generator step needs gradients through the critic, not of its weights.
-                critic.requires_grad_(False)
-                _real, condition, noise = draw_batch()
-                generator_loss = -critic(generator(noise, condition), condition).mean()
-                generator_optimizer.zero_grad(set_to_none=True)
-                generator_loss.backward()
-                generator_optimizer.step()
-                generator_sum += generator_loss.item()
+    generator: ConditionalGenerator
+    critic: ConditionalCritic
+    generator_optimizer: torch.optim.Adam
+    critic_optimizer: torch.optim.Adam
+    config: GanConfig
 
-            critic_steps = steps_per_epoch * config.n_critic
-            epoch_losses = {
-                "critic": critic_sum / critic_steps,
-                "generator": generator_sum / steps_per_epoch,
-                "wasserstein": wasserstein_sum / critic_steps,
-            }
-            # A NaN or inf in any step makes its epoch sum non-finite.
-            if not all(math.isfinite(value) for value in epoch_losses.values()):
-                raise GanDivergedError(epoch, epoch_losses)
-            critic_history.append(epoch_losses["critic"])
-            generator_history.append(epoch_losses["generator"])
-            wasserstein_history.append(epoch_losses["wasserstein"])
-            if epoch % config.progress_every == 0 or epoch == config.epochs:
-                elapsed = time.perf_counter() - started
-                report(
-                    f"epoch {epoch}/{config.epochs}: critic {epoch_losses['critic']:.4f} "
-                    f"generator {epoch_losses['generator']:.4f} "
-                    f"wasserstein {epoch_losses['wasserstein']:.4f} ({elapsed:.1f} s)"
-                )
-        critic.requires_grad_(True)
-        generator.eval()
-        critic.eval()
-    seconds = time.perf_counter() - started
-    report(f"GAN: trained in {seconds:.1f} s")
-    return TrainedGan(
-        generator=generator,
-        critic=critic,
-        feature_mean=feature_mean,
-        feature_scale=feature_scale,
-        n_labels=n_labels,
-        config=config,
-        history=TrainingHistory(
-            tuple(critic_history), tuple(generator_history), tuple(wasserstein_history)
-        ),
-        train_seconds=seconds,
+
+def _new_wgan(config: GanConfig, n_features: int, n_labels: int) -> _Wgan:
+    """Seeded networks (``_initialized_networks``) with Adam optimizers of ``config``."""
+    generator, critic = _initialized_networks(config, n_features, n_labels)
+    critic_optimizer = torch.optim.Adam(
+        critic.parameters(), lr=config.critic_lr, betas=config.adam_betas
     )
+    generator_optimizer = torch.optim.Adam(
+        generator.parameters(), lr=config.generator_lr, betas=config.adam_betas
+    )
+    return _Wgan(generator, critic, generator_optimizer, critic_optimizer, config)
+
+
+def _train_epochs(
+    wgan: _Wgan,
+    batches: _TrainingBatches,
+    steps_per_epoch: int,
+    report: ProgressCallback,
+    started: float,
+) -> TrainingHistory:
+    """Every epoch of ``wgan.config``, with its progress line every ``progress_every`` epochs;
+    raises ``GanDivergedError`` at the first epoch whose mean losses are not finite."""
+    config = wgan.config
+    history: dict[str, list[float]] = {"critic": [], "generator": [], "wasserstein": []}
+    for epoch in range(1, config.epochs + 1):
+        epoch_losses = _train_epoch(wgan, batches, steps_per_epoch)
+        # A NaN or inf in any step makes its epoch sum non-finite.
+        if not all(math.isfinite(value) for value in epoch_losses.values()):
+            raise GanDivergedError(epoch, epoch_losses)
+        for name, value in epoch_losses.items():
+            history[name].append(value)
+        if epoch % config.progress_every == 0 or epoch == config.epochs:
+            elapsed = time.perf_counter() - started
+            report(
+                f"epoch {epoch}/{config.epochs}: critic {epoch_losses['critic']:.4f} "
+                f"generator {epoch_losses['generator']:.4f} "
+                f"wasserstein {epoch_losses['wasserstein']:.4f} ({elapsed:.1f} s)"
+            )
+    return TrainingHistory(
+        tuple(history["critic"]), tuple(history["generator"]), tuple(history["wasserstein"])
+    )
+
+
+def _train_epoch(wgan: _Wgan, batches: _TrainingBatches, steps_per_epoch: int) -> dict[str, float]:
+    """One epoch: ``steps_per_epoch`` generator steps, each after ``n_critic`` critic steps;
+    returns the epoch's mean critic loss, generator loss and Wasserstein estimate."""
+    n_critic = wgan.config.n_critic
+    critic_sum = generator_sum = wasserstein_sum = 0.0
+    for _step in range(steps_per_epoch):
+        wgan.critic.requires_grad_(True)
+        for _ in range(n_critic):
+            critic_loss, wasserstein = _critic_step(wgan, batches)
+            critic_sum += critic_loss
+            wasserstein_sum += wasserstein
+        # The generator step needs gradients through the critic, not of its weights.
+        wgan.critic.requires_grad_(False)
+        generator_sum += _generator_step(wgan, batches)
+    critic_steps = steps_per_epoch * n_critic
+    return {
+        "critic": critic_sum / critic_steps,
+        "generator": generator_sum / steps_per_epoch,
+        "wasserstein": wasserstein_sum / critic_steps,
+    }
+
+
+def _critic_step(wgan: _Wgan, batches: _TrainingBatches) -> tuple[float, float]:
+    """One critic update; returns its loss (with the penalty) and its Wasserstein estimate."""
+    real, condition, noise = batches.draw()
+    with torch.no_grad():
+        fake = wgan.generator(noise, condition)
+    real_score = wgan.critic(real, condition).mean()
+    fake_score = wgan.critic(fake, condition).mean()
+    penalty = _gradient_penalty(wgan.critic, real, fake, condition, batches.random)
+    critic_loss = fake_score - real_score + wgan.config.gp_weight * penalty
+    wgan.critic_optimizer.zero_grad(set_to_none=True)
+    critic_loss.backward()
+    wgan.critic_optimizer.step()
+    return critic_loss.item(), (real_score - fake_score).item()
+
+
+def _generator_step(wgan: _Wgan, batches: _TrainingBatches) -> float:
+    """One generator update; returns its loss ``-E[D(fake)]``."""
+    _real, condition, noise = batches.draw()
+    generator_loss = -wgan.critic(wgan.generator(noise, condition), condition).mean()
+    wgan.generator_optimizer.zero_grad(set_to_none=True)
+    generator_loss.backward()
+    wgan.generator_optimizer.step()
+    return generator_loss.item()
 
 
 def _gradient_penalty(

@@ -130,31 +130,10 @@ def gene_windows(
     position order; ``sample_idx`` (N,) holds the sample ids whose order breaks value ties;
     ``gene_idx`` (Gc,) names the rows. Memory: a few copies of the chunk.
     """
-    # float64 throughout, so p95 of a float32 layer is interpolated at full precision.
-    values = np.asarray(values_by_gene, dtype=np.float64)
-    sample_idx = np.asarray(sample_idx)
-    gene_idx = np.asarray(gene_idx, dtype=np.int64)
-    if values.ndim != 2:
-        raise ValueError(f"values_by_gene must be 2-D (genes, samples), got {values.shape}")
-    n_genes, n_samples = values.shape
-    if sample_idx.shape != (n_samples,):
-        raise ValueError(f"sample_idx must have shape ({n_samples},), got {sample_idx.shape}")
-    if gene_idx.shape != (n_genes,):
-        raise ValueError(f"gene_idx must have shape ({n_genes},), got {gene_idx.shape}")
-    if n_samples < 1:
-        raise ValueError("need at least one sample")
-    if not np.isfinite(values).all():
-        raise ValueError("values_by_gene holds NaN or infinite values")
-
+    values, sample_idx, gene_idx = _checked_gene_chunk(values_by_gene, sample_idx, gene_idx)
+    n_samples = values.shape[1]
     start, stop = window_bounds(n_samples)
-    window_size = stop - start
-    # numpy.percentile's linear method: the order statistics at floor(h) and the next rank,
-    # h = 0.95 (N - 1), interpolated with numpy's own formula, so one partial sort serves
-    # both p95 and the window (np.percentile would partition the whole chunk again).
-    virtual_index = P95_QUANTILE * (n_samples - 1)
-    below = int(np.floor(virtual_index))
-    above = min(below + 1, n_samples - 1)
-    fraction = virtual_index - below
+    below, above, fraction = _p95_ranks(n_samples)
 
     # Work in id order: with the columns sorted by sample_idx, np.flatnonzero lists tied
     # samples already in tie-break order, so ties never need sorting. Sample ids are
@@ -171,11 +150,7 @@ def gene_windows(
     p95 = _lerp(partitioned[:, below], partitioned[:, above], fraction)
     del partitioned
 
-    members = np.empty((n_genes, window_size), dtype=np.int64)
-    for row, (gene_values, low, high) in enumerate(
-        zip(by_id, window_low, window_high, strict=True)
-    ):
-        members[row] = _window_members(gene_values, low, high, start, window_size)
+    members = _chunk_window_members(by_id, window_low, window_high, start, stop - start)
     if positions_by_id is not None:
         members = positions_by_id[members]
 
@@ -186,6 +161,58 @@ def gene_windows(
         window_low=window_low,
         window_high=window_high,
     )
+
+
+def _checked_gene_chunk(
+    values_by_gene: np.ndarray, sample_idx: np.ndarray, gene_idx: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The arguments of ``gene_windows`` as arrays, checked for shape and finiteness."""
+    # float64 throughout, so p95 of a float32 layer is interpolated at full precision.
+    values = np.asarray(values_by_gene, dtype=np.float64)
+    sample_idx = np.asarray(sample_idx)
+    gene_idx = np.asarray(gene_idx, dtype=np.int64)
+    if values.ndim != 2:
+        raise ValueError(f"values_by_gene must be 2-D (genes, samples), got {values.shape}")
+    n_genes, n_samples = values.shape
+    if sample_idx.shape != (n_samples,):
+        raise ValueError(f"sample_idx must have shape ({n_samples},), got {sample_idx.shape}")
+    if gene_idx.shape != (n_genes,):
+        raise ValueError(f"gene_idx must have shape ({n_genes},), got {gene_idx.shape}")
+    if n_samples < 1:
+        raise ValueError("need at least one sample")
+    if not np.isfinite(values).all():
+        raise ValueError("values_by_gene holds NaN or infinite values")
+    return values, sample_idx, gene_idx
+
+
+def _p95_ranks(n_samples: int) -> tuple[int, int, float]:
+    """The two sorted ranks ``numpy.percentile`` interpolates between for p95, and the
+    interpolation fraction.
+
+    numpy's linear method: the order statistics at floor(h) and the next rank,
+    h = 0.95 (N - 1); computed here so that one partial sort serves both p95 and the window
+    (np.percentile would partition the whole chunk again).
+    """
+    virtual_index = P95_QUANTILE * (n_samples - 1)
+    below = int(np.floor(virtual_index))
+    above = min(below + 1, n_samples - 1)
+    return below, above, virtual_index - below
+
+
+def _chunk_window_members(
+    values_in_id_order: np.ndarray,
+    window_low: np.ndarray,
+    window_high: np.ndarray,
+    start: int,
+    window_size: int,
+) -> np.ndarray:
+    """(G, k) ``_window_members`` of every gene (row) of a chunk, as id-order columns."""
+    members = np.empty((values_in_id_order.shape[0], window_size), dtype=np.int64)
+    for row, (gene_values, low, high) in enumerate(
+        zip(values_in_id_order, window_low, window_high, strict=True)
+    ):
+        members[row] = _window_members(gene_values, low, high, start, window_size)
+    return members
 
 
 def _lerp(low: np.ndarray, high: np.ndarray, fraction: float) -> np.ndarray:

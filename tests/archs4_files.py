@@ -47,7 +47,6 @@ def write_archs4_file(
     series = series or [
         f"GSE{100 + i // 10}" + (f",GSE{900 + i}" if i % 7 == 3 else "") for i in range(n_samples)
     ]
-    string_type = None if fixed_length_strings else h5py.string_dtype("utf-8")
     with h5py.File(path, "w") as handle:
         handle.create_dataset(
             "data/expression",
@@ -60,39 +59,54 @@ def write_archs4_file(
             symbol_key: [f"GENE{i % (n_genes - 2)}" for i in range(n_genes)],  # 2 repeated
             "biotype": ["protein_coding" if i % 4 else "lncRNA" for i in range(n_genes)],
         }
-        for key, values in genes.items():
-            handle.create_dataset(
-                f"meta/genes/{key}", data=_strings(values, fixed_length_strings), dtype=string_type
-            )
-        text = {
-            "geo_accession": gsms,
-            "series_id": series,
-            "title": [f"sample {i}" for i in range(n_samples)],
-            "source_name_ch1": ["HeLa cells" if i % 2 else "hippocampus" for i in range(n_samples)],
-            "characteristics_ch1": [f"tissue: t{i}\tage: {20 + i}" for i in range(n_samples)],
-            "organism_ch1": ["Homo sapiens"] * n_samples,
-        }
-        for key, values in text.items():
-            handle.create_dataset(
-                f"meta/samples/{key}",
-                data=_strings(values, fixed_length_strings),
-                dtype=string_type,
-            )
-        probability = np.linspace(0, 1, n_samples)
-        if probability_as_text:
-            handle.create_dataset(
-                "meta/samples/singlecellprobability",
-                data=_strings([f"{p:.4f}" for p in probability], True),
-            )
-        else:
-            handle.create_dataset("meta/samples/singlecellprobability", data=probability)
-        handle.create_dataset(
-            f"meta/samples/{aligned_key}", data=counts.sum(axis=0).astype(np.int64)
+        _write_strings(handle, "meta/genes", genes, fixed_length_strings)
+        _write_strings(
+            handle, "meta/samples", _sample_text(gsms, series, n_samples), fixed_length_strings
         )
+        _write_sample_numbers(handle, counts, aligned_key, probability_as_text)
         if has_version:
             handle.create_dataset("meta/info/version", data=layout.removeprefix("v"))
             handle.create_dataset("meta/info/creation-date", data="2024-01-15")
     return path
+
+
+def _sample_text(gsms: list[str], series: list[str], n_samples: int) -> dict[str, list[str]]:
+    """The text metadata of the samples, by key."""
+    return {
+        "geo_accession": gsms,
+        "series_id": series,
+        "title": [f"sample {i}" for i in range(n_samples)],
+        "source_name_ch1": ["HeLa cells" if i % 2 else "hippocampus" for i in range(n_samples)],
+        "characteristics_ch1": [f"tissue: t{i}\tage: {20 + i}" for i in range(n_samples)],
+        "organism_ch1": ["Homo sapiens"] * n_samples,
+    }
+
+
+def _write_strings(
+    handle: h5py.File, group: str, columns: dict[str, list[str]], fixed_length: bool
+) -> None:
+    """One string dataset per key of `columns` under `group`: fixed-length bytes or UTF-8."""
+    string_type = None if fixed_length else h5py.string_dtype("utf-8")
+    for key, values in columns.items():
+        handle.create_dataset(
+            f"{group}/{key}", data=_strings(values, fixed_length), dtype=string_type
+        )
+
+
+def _write_sample_numbers(
+    handle: h5py.File, counts: np.ndarray, aligned_key: str, probability_as_text: bool
+) -> None:
+    """The numeric sample metadata: single-cell probability (as numbers or text) and the
+    aligned reads (the column sums of `counts`)."""
+    probability = np.linspace(0, 1, counts.shape[1])
+    if probability_as_text:
+        handle.create_dataset(
+            "meta/samples/singlecellprobability",
+            data=_strings([f"{p:.4f}" for p in probability], True),
+        )
+    else:
+        handle.create_dataset("meta/samples/singlecellprobability", data=probability)
+    handle.create_dataset(f"meta/samples/{aligned_key}", data=counts.sum(axis=0).astype(np.int64))
 
 
 def write_gtf(path: Path, n_genes: int, *, missing_every: int = 9, seed: int = 0) -> dict[str, int]:

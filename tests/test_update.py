@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -15,7 +16,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from archs4.expression import EXPRESSION_DATASET, read_target
+from archs4.datasets import EXPRESSION_DATASET
+from archs4.expression import StoredTarget, read_target
 from archs4.quantile_norm import normalize_block
 from archs4.warehouse import Warehouse
 from dagster_project.headless import materialize_everything, update_warehouse
@@ -41,9 +43,32 @@ def data_files(root: Path) -> dict[str, bytes]:
     }
 
 
+@dataclass(frozen=True)
+class UpdateRun:
+    """A warehouse built from release A, then updated to release B."""
+
+    root: Path
+    ran: list[str]
+    before: dict[str, bytes]
+    after: dict[str, bytes]
+    target_before: StoredTarget | None
+
+
 def test_update_adds_exactly_the_new_samples(tmp_path: Path):
     counts = example_counts(N_GENES, N_OLD + N_NEW, seed=9)
     gsms = [f"GSM{3000000 + i}" for i in range(counts.shape[1])]
+    run = build_release_a_then_update_to_b(tmp_path, counts, gsms)
+    assert_only_the_new_blocks_were_written(run)
+    assert_the_catalog_holds_release_b(run.root, counts, gsms)
+    assert run.target_before is not None
+    assert_new_values_are_normalized_against_the_frozen_target(run.root, counts, run.target_before)
+
+
+def build_release_a_then_update_to_b(
+    tmp_path: Path, counts: np.ndarray, gsms: list[str]
+) -> UpdateRun:
+    """Materialize release A (the first N_OLD samples), then update to B (all of them); checks
+    that an update right after a build, and a second update, change nothing."""
     write_gtf(tmp_path / "genes.gtf", N_GENES)
     directory = tmp_path / "source"  # a directory of releases: A now, B later
     directory.mkdir()
@@ -62,20 +87,24 @@ def test_update_adds_exactly_the_new_samples(tmp_path: Path):
         after = data_files(root)
         assert update_warehouse(instance, resources) == []  # a second update changes nothing
         assert data_files(root) == after
+    return UpdateRun(root, ran, before, after, target_before)
 
-    new_blocks = [r for r in ran if r.startswith("ingest_block")]
-    assert ran[0] == "register_release" and ran[-1] == "refresh_warehouse"
+
+def assert_only_the_new_blocks_were_written(run: UpdateRun) -> None:
+    new_blocks = [r for r in run.ran if r.startswith("ingest_block")]
+    assert run.ran[0] == "register_release" and run.ran[-1] == "refresh_warehouse"
     # A: 60 samples in blocks 000000-000005; B's 35 new: columns 60-94, cut every 10 columns.
     assert new_blocks == [f"ingest_block[{b:06d}]" for b in range(6, 10)]
     # Every file of the old blocks is byte-identical, and so is the frozen target.
-    for path, content in before.items():
+    for path, content in run.before.items():
         if "block=" in path:
-            assert after[path] == content, path
-    store = Warehouse.at(root)
-    target_after = read_target(store)
-    assert target_before is not None and target_after is not None
-    assert np.array_equal(target_before.values, target_after.values)
+            assert run.after[path] == content, path
+    target_after = read_target(Warehouse.at(run.root))
+    assert run.target_before is not None and target_after is not None
+    assert np.array_equal(run.target_before.values, target_after.values)
 
+
+def assert_the_catalog_holds_release_b(root: Path, counts: np.ndarray, gsms: list[str]) -> None:
     with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as connection:
         n_samples, n_gsms = connection.sql(
             "SELECT count(*), count(DISTINCT gsm) FROM samples"
@@ -99,7 +128,12 @@ def test_update_adds_exactly_the_new_samples(tmp_path: Path):
     assert np.array_equal(rebuilt, counts[:, N_OLD:])
     assert metrics_n == [(N_OLD + N_NEW,)]
 
-    # The new samples' values are their normalization against release A's frozen target.
+
+def assert_new_values_are_normalized_against_the_frozen_target(
+    root: Path, counts: np.ndarray, target_before: StoredTarget
+) -> None:
+    """The new samples' values are their normalization against release A's frozen target."""
+    store = Warehouse.at(root)
     genes = pq.read_table(root / "raw" / "genes.parquet").to_pandas()
     lengths = genes["length_bp"].astype(float).fillna(1000.0).to_numpy()
     expected = normalize_block(counts[:, N_OLD:], target_before.values, lengths)
