@@ -201,7 +201,6 @@ BLOCK_STAGE_JOBS = {
 }
 
 
-
 def _run_asset_stage(
     instance: dg.DagsterInstance, resources: dict, stage: Stage, title: str, options: RunOptions
 ) -> None:
