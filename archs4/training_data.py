@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
-from archs4.expression import EXPRESSION_DATASET
+from archs4.datasets import EXPRESSION_DATASET
 from archs4.features import FeatureSpace, fit_feature_space
 from archs4.warehouse import Warehouse
 

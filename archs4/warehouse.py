@@ -37,6 +37,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from upath import UPath
 
+from archs4.datasets import CATALOG_FILE, SAMPLE_REGISTRY_TABLE, table_file
+
 BLOCK_KEY_WIDTH = 6
 ROWS_PER_ROW_GROUP = 1 << 20
 # Row groups of the long files start at gene positions that are multiples of this (fewer genes
@@ -104,11 +106,11 @@ class Warehouse:
 
     @property
     def catalog_path(self) -> UPath:
-        return self.root / "warehouse.duckdb"  # the DuckDB catalog of views
+        return self.root / CATALOG_FILE  # the DuckDB catalog of views
 
     @property
     def sample_registry_path(self) -> UPath:
-        return self.root / "raw" / "sample_registry.parquet"
+        return self.root / table_file(SAMPLE_REGISTRY_TABLE)
 
     def table_path(self, dataset: str) -> UPath:
         """An unpartitioned table, e.g. `raw/genes` -> <root>/raw/genes.parquet."""

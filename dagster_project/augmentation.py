@@ -17,14 +17,22 @@ from archs4.augmentation import (
     synthetic_samples_frame,
 )
 from archs4.classifier import label_probabilities, save_model, train_random_forest, tune_thresholds
+from archs4.datasets import (
+    AUGMENTED_TRAINING_TABLE,
+    GAN_EVALUATION_TABLE,
+    GAN_FILE,
+    GAN_INFO_FILE,
+    SAMPLE_FEATURES_TABLE,
+    SAMPLE_SPLITS_TABLE,
+    SYNTHETIC_SAMPLES_TABLE,
+)
 from archs4.gan import GanConfig, load_gan, rare_labels, save_gan, synthetic_rows_for, train_gan
 from archs4.warehouse import Warehouse
-from dagster_project.labels import SAMPLE_SPLITS_TABLE, read_table
+from dagster_project.labels import read_table
 from dagster_project.model import (
     GAN_MODEL_FILE,
     GAN_MODEL_INFO_FILE,
     OUR_MODEL_GAN,
-    SAMPLE_FEATURES_TABLE,
     features_and_labels,
 )
 from dagster_project.plots import figure_markdown
@@ -35,11 +43,6 @@ from dagster_project.resources import (
     WarehouseResource,
 )
 
-GAN_FILE = "model/gan.pt"
-GAN_INFO_FILE = "model/gan.json"
-SYNTHETIC_SAMPLES_TABLE = "model/synthetic_samples"
-AUGMENTED_TRAINING_TABLE = "model/augmented_training_set"
-GAN_EVALUATION_TABLE = "model/gan_evaluation"
 # Synthetic values may exceed a feature's range over the real train rows by this share of that
 # range on either side: a generator extrapolates a little, but values far outside what any real
 # sample shows mean it has drifted. (Measured on the demo: no feature exceeds 25%, one exceeds

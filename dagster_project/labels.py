@@ -5,7 +5,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from archs4.ingest import SAMPLES_DATASET
+from archs4.datasets import SAMPLE_LABELS_TABLE, SAMPLE_SPLITS_TABLE, SAMPLES_DATASET
 from archs4.labels import (
     import_labels,
     labelling_quality,
@@ -17,9 +17,6 @@ from archs4.splits import mark_training_set, split_by_study, split_label_counts,
 from archs4.warehouse import Warehouse
 from dagster_project.quality import blocking_check, check_query, validate
 from dagster_project.resources import ClassifierResource, LabelSourcesResource, WarehouseResource
-
-SAMPLE_LABELS_TABLE = "labels/sample_labels"
-SAMPLE_SPLITS_TABLE = "labels/sample_splits"
 
 
 def read_samples(store: Warehouse, columns: list[str]) -> pl.DataFrame:

@@ -24,6 +24,17 @@ from archs4.classifier import (
     train_random_forest,
     tune_thresholds,
 )
+from archs4.datasets import (
+    FEATURE_SPACE_FILE,
+    MODEL_EVALUATION_TABLE,
+    PREDICTIONS_TABLE,
+    SAMPLE_FEATURES_TABLE,
+    SAMPLE_LABELS_TABLE,
+    SAMPLE_SPLITS_TABLE,
+    classifier_files,
+)
+from archs4.datasets import GAN_AUGMENTED_MODEL as OUR_MODEL_GAN
+from archs4.datasets import RANDOM_FOREST_MODEL as OUR_MODEL
 from archs4.features import FeatureSpace
 from archs4.labels import load_vocabulary
 from archs4.training_data import (
@@ -33,27 +44,13 @@ from archs4.training_data import (
     label_matrix,
 )
 from archs4.warehouse import Warehouse
-from dagster_project.labels import (
-    SAMPLE_LABELS_TABLE,
-    SAMPLE_SPLITS_TABLE,
-    read_table,
-    sample_labels,
-    sample_splits,
-)
+from dagster_project.labels import read_table, sample_labels, sample_splits
 from dagster_project.plots import figure_markdown
 from dagster_project.quality import blocking_check, check_query, validate
 from dagster_project.resources import ClassifierResource, WarehouseResource
 
-FEATURE_SPACE_FILE = "model/feature_space.npz"
-SAMPLE_FEATURES_TABLE = "model/sample_features"
-MODEL_FILE = "model/random_forest.skops"
-MODEL_INFO_FILE = "model/random_forest.json"
-MODEL_EVALUATION_TABLE = "model/model_evaluation"
-PREDICTIONS_TABLE = "model/predictions"
-OUR_MODEL = "random_forest"
-OUR_MODEL_GAN = "rf_gan_augmented"
-GAN_MODEL_FILE = "model/rf_gan_augmented.skops"
-GAN_MODEL_INFO_FILE = "model/rf_gan_augmented.json"
+MODEL_FILE, MODEL_INFO_FILE = classifier_files(OUR_MODEL)
+GAN_MODEL_FILE, GAN_MODEL_INFO_FILE = classifier_files(OUR_MODEL_GAN)
 BASELINE = "baseline_original"
 BASELINE_OWN_SPLIT = "baseline_original_random_split"
 
