@@ -13,13 +13,15 @@ import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
+from upath import UPath
+
 from archs4.datasets import FAILED_CHECKS_DIR
 from archs4.warehouse import Warehouse
 
 UNPARTITIONED = "all"  # the partition directory of an unpartitioned asset's records
 
 
-def _record_path(store: Warehouse, asset: str, partition: str | None, check: str):
+def _record_path(store: Warehouse, asset: str, partition: str | None, check: str) -> UPath:
     return store.root / FAILED_CHECKS_DIR / asset / (partition or UNPARTITIONED) / f"{check}.json"
 
 
