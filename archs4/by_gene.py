@@ -16,7 +16,6 @@ once, and memory is one chunk, whose size is set by a budget of values rather th
 from __future__ import annotations
 
 import itertools
-import json
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -172,14 +171,12 @@ def _write_manifest(warehouse: Warehouse, chunks: list[GeneChunk], n_samples: in
         "n_genes": int(sum(chunk.gene_idx.size for chunk in chunks)),
         "chunks": [chunk.key for chunk in chunks],
     }
-    with warehouse.atomic_file(warehouse.root / EXPRESSION_BY_GENE_MANIFEST) as handle:
-        handle.write(json.dumps(manifest, indent=1).encode())
+    warehouse.write_json(manifest, warehouse.root / EXPRESSION_BY_GENE_MANIFEST)
 
 
 def read_manifest(warehouse: Warehouse) -> dict[str, Any]:
     """The manifest of the copy: `n_samples`, `n_genes` and its `chunks` (keys)."""
-    with warehouse.fs.open((warehouse.root / EXPRESSION_BY_GENE_MANIFEST).path, "rb") as handle:
-        return json.loads(handle.read())
+    return warehouse.read_json(warehouse.root / EXPRESSION_BY_GENE_MANIFEST)
 
 
 def iter_gene_chunks(warehouse: Warehouse) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:

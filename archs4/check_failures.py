@@ -9,7 +9,6 @@ rehearsal resumed with a fresh instance, or a warehouse moved to a cluster, keep
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
@@ -47,8 +46,7 @@ def record_check_outcome(
         "description": description,
         "failed_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    with store.atomic_file(target) as handle:
-        handle.write((json.dumps(record, indent=1) + "\n").encode())
+    store.write_json(record, target)
 
 
 def failed_partitions(store: Warehouse, asset: str) -> set[str]:

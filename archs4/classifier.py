@@ -55,7 +55,7 @@ import time
 import warnings
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 import numpy as np
 import polars as pl
@@ -69,7 +69,9 @@ from sklearn.metrics import (
 )
 from sklearn.model_selection import train_test_split
 
+from archs4.datasets import classifier_files
 from archs4.features import FeatureSpace, read_payload, source_name, write_payload
+from archs4.warehouse import Warehouse
 
 ALL_LABELS = "ALL"
 BASELINE_MODEL_NAME = "baseline_original"
@@ -467,6 +469,55 @@ def _node_type(node: Any) -> str | None:
     if isinstance(module, str) and isinstance(cls, str):
         return f"{module}.{cls}"
     return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Stored classifiers: `model/<name>.skops` beside `model/<name>.json` (labels, thresholds, seed)
+
+
+class StoredClassifier(NamedTuple):
+    """A forest with its label names and per-label decision thresholds."""
+
+    model: RandomForestClassifier
+    label_names: list[str]
+    thresholds: np.ndarray
+
+
+def fit_tune_and_save(
+    warehouse: Warehouse,
+    name: str,
+    *,
+    train: tuple[np.ndarray, np.ndarray],
+    validation: tuple[np.ndarray, np.ndarray],
+    label_names: Sequence[str],
+    n_estimators: int,
+    seed: int,
+    progress: ProgressCallback | None = None,
+) -> tuple[StoredClassifier, np.ndarray]:
+    """Fit the forest on `train` (features, multi-hot labels), tune its thresholds on
+    `validation`, and store it as the classifier `name`: the skops file, then its info JSON.
+    Returns it and its validation probabilities (so a caller evaluates without predicting
+    again)."""
+    model = train_random_forest(*train, n_estimators=n_estimators, seed=seed, progress=progress)
+    validation_features, validation_labels = validation
+    probabilities = label_probabilities(model, validation_features)
+    thresholds = tune_thresholds(probabilities, validation_labels)
+    model_file, info_file = classifier_files(name)
+    with warehouse.atomic_file(warehouse.root / model_file) as handle:
+        save_model(model, handle)
+    names = list(label_names)
+    info = {"labels": names, "thresholds": thresholds.tolist(), "seed": seed}
+    warehouse.write_json(info, warehouse.root / info_file)
+    return StoredClassifier(model, names, thresholds), probabilities
+
+
+def load_classifier(warehouse: Warehouse, name: str) -> StoredClassifier:
+    """The stored classifier `name`, its forest loaded behind the skops allow-list."""
+    model_file, info_file = classifier_files(name)
+    with warehouse.fs.open((warehouse.root / model_file).path, "rb") as handle:
+        model = load_model(handle)
+    info = warehouse.read_json(warehouse.root / info_file)
+    return StoredClassifier(model, info["labels"], np.array(info["thresholds"]))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ the warehouse has registered.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -87,14 +86,12 @@ def read_release_record(warehouse: Warehouse) -> ReleaseRecord | None:
     path = warehouse.root / RELEASE_RECORD
     if not warehouse.exists(path):
         return None
-    with warehouse.fs.open(path.path, "rb") as handle:
-        raw = json.loads(handle.read())
+    raw = warehouse.read_json(path)
     return ReleaseRecord(**{**raw, "fingerprint": Fingerprint(**raw["fingerprint"])})
 
 
 def write_release_record(warehouse: Warehouse, record: ReleaseRecord) -> None:
-    with warehouse.atomic_file(warehouse.root / RELEASE_RECORD) as handle:
-        handle.write(json.dumps(asdict(record), indent=1).encode())
+    warehouse.write_json(asdict(record), warehouse.root / RELEASE_RECORD)
 
 
 def is_registered(warehouse: Warehouse, release: Path) -> bool:

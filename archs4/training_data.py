@@ -5,17 +5,35 @@ only for the samples asked for (train rows to fit the feature space, labelled ro
 baseline), after a streamed per-gene variance over the train rows has chosen the genes, so
 memory is (rows asked for) x (genes kept), never the whole layer; every sample's features are
 computed block by block with the fitted feature space.
+
+Everything the model and augmentation assets read from the warehouse comes through here: a
+split's samples, the labelled samples as a multi-hot matrix, every sample's features, the
+feature space, the GAN and its side file, and the synthetic rows, so no asset module reads a
+table itself or imports another asset module's helpers.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import polars as pl
 
-from archs4.datasets import EXPRESSION_DATASET
+from archs4.augmentation import LabelledRows
+from archs4.datasets import (
+    EXPRESSION_DATASET,
+    FEATURE_SPACE_FILE,
+    GAN_FILE,
+    GAN_INFO_FILE,
+    SAMPLE_FEATURES_TABLE,
+    SAMPLE_LABELS_TABLE,
+    SAMPLE_SPLITS_TABLE,
+    SYNTHETIC_SAMPLES_TABLE,
+)
 from archs4.features import FeatureSpace, fit_feature_space
+from archs4.gan import TrainedGan, load_gan, save_gan
+from archs4.labels import load_vocabulary
 from archs4.warehouse import Warehouse
 
 
@@ -123,3 +141,106 @@ def fit_feature_space_on_samples(
         n_components=n_components,
         seed=seed,
     )
+
+
+class LabelledSamples(NamedTuple):
+    """The vocabulary's label names, the labelled samples (sorted) and their multi-hot labels."""
+
+    names: list[str]
+    sample_idx: np.ndarray
+    matrix: np.ndarray
+
+
+def labelled_samples(warehouse: Warehouse) -> LabelledSamples:
+    names = list(load_vocabulary().labels)
+    ids, matrix = label_matrix(warehouse.read_table(SAMPLE_LABELS_TABLE), names)
+    return LabelledSamples(names, ids, matrix)
+
+
+def split_samples(warehouse: Warehouse, split: str) -> np.ndarray:
+    """Samples of a split, sorted; for train, those the models are fitted on
+    (`in_training_set`)."""
+    splits = warehouse.read_table(SAMPLE_SPLITS_TABLE)
+    wanted = pl.col("split") == split
+    if split == "train":
+        wanted &= pl.col("in_training_set")
+    return np.sort(splits.filter(wanted)["sample_idx"].to_numpy())
+
+
+def stored_features(warehouse: Warehouse) -> tuple[np.ndarray, np.ndarray]:
+    """(sample_idx, features) of every sample, from `model/sample_features`."""
+    table = warehouse.read_table(SAMPLE_FEATURES_TABLE)
+    return table["sample_idx"].to_numpy(), table.drop("sample_idx").to_numpy()
+
+
+def feature_names(warehouse: Warehouse) -> list[str]:
+    """The classifier's feature names (PC1, PC2, ...), in column order."""
+    return warehouse.read_table(SAMPLE_FEATURES_TABLE).columns[1:]
+
+
+def rows_of(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Positions of the samples `wanted` in the sorted `ids`; every one must be there."""
+    positions = np.searchsorted(ids, wanted)
+    if np.any(positions >= ids.size) or not np.array_equal(ids[positions], wanted):
+        raise ValueError("samples missing from a table they should be in")
+    return positions
+
+
+def features_and_labels(
+    warehouse: Warehouse, split: str
+) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """(label names, sample_idx, features, multi-hot labels) of the samples of one split."""
+    labelled = labelled_samples(warehouse)
+    ids, features = stored_features(warehouse)
+    wanted = split_samples(warehouse, split)
+    return (
+        labelled.names,
+        wanted,
+        features[rows_of(ids, wanted)],
+        labelled.matrix[rows_of(labelled.sample_idx, wanted)],
+    )
+
+
+def train_rows(warehouse: Warehouse) -> tuple[list[str], LabelledRows, np.ndarray]:
+    """(label names, the train split's rows, their sample_idx)."""
+    names, sample_idx, features, labels = features_and_labels(warehouse, "train")
+    return names, LabelledRows(features, labels), sample_idx
+
+
+def save_feature_space(warehouse: Warehouse, space: FeatureSpace) -> None:
+    with warehouse.atomic_file(warehouse.root / FEATURE_SPACE_FILE) as handle:
+        space.to_npz(handle)
+
+
+def load_feature_space(warehouse: Warehouse) -> FeatureSpace:
+    with warehouse.fs.open((warehouse.root / FEATURE_SPACE_FILE).path, "rb") as handle:
+        return FeatureSpace.from_npz(handle)
+
+
+def save_stored_gan(warehouse: Warehouse, trained: TrainedGan, info: dict) -> None:
+    """The GAN's tensors, then its side file (labels, rare labels, rows to add per label)."""
+    with warehouse.atomic_file(warehouse.root / GAN_FILE) as handle:
+        save_gan(trained, handle)
+    warehouse.write_json(info, warehouse.root / GAN_INFO_FILE)
+
+
+def load_stored_gan(warehouse: Warehouse) -> TrainedGan:
+    with warehouse.fs.open((warehouse.root / GAN_FILE).path, "rb") as handle:
+        return load_gan(handle)
+
+
+def stored_gan_info(warehouse: Warehouse) -> dict:
+    return warehouse.read_json(warehouse.root / GAN_INFO_FILE)
+
+
+def synthetic_rows(warehouse: Warehouse, names: list[str], n_features: int) -> LabelledRows:
+    """The GAN's synthetic rows (`synthetic_samples`), wide, each with its one label."""
+    frame = warehouse.read_table(SYNTHETIC_SAMPLES_TABLE)
+    if frame.height == 0:
+        return LabelledRows.empty(n_features, len(names))
+    wide = frame.pivot("feature", index=["synthetic_id", "label"], values="value").sort(
+        "synthetic_id"
+    )
+    labels = np.zeros((wide.height, len(names)), dtype=np.int8)
+    labels[np.arange(wide.height), [names.index(label) for label in wide["label"]]] = 1
+    return LabelledRows(wide.select(feature_names(warehouse)).to_numpy(), labels)

@@ -23,16 +23,18 @@ A file says which cut it has in its key-value metadata (ROW_GROUPS_KEY); readers
 from __future__ import annotations
 
 import itertools
+import json
 import time
 import uuid
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
 import fsspec
 import numpy as np
+import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 from upath import UPath
@@ -163,6 +165,24 @@ class Warehouse:
     def write_table(self, table: pa.Table, target: UPath) -> None:
         with self.atomic_file(target) as handle:
             pq.write_table(table, handle, **PARQUET_OPTIONS)  # type: ignore[arg-type]
+
+    def read_table(self, table: str) -> pl.DataFrame:
+        """An unpartitioned table (a name of `archs4.datasets`) as a Polars frame."""
+        return pl.read_parquet(str(self.table_path(table)))
+
+    def read_dataset(self, dataset: str, columns: list[str]) -> pl.DataFrame:
+        """`columns` of every block of a partitioned dataset (e.g. `raw/samples`)."""
+        return pl.read_parquet(self.dataset_glob(dataset), columns=columns)
+
+    def read_json(self, path: UPath) -> Any:
+        """A side file (release record, manifest, model info) written by `write_json`."""
+        with self.fs.open(path.path, "rb") as handle:
+            return json.loads(handle.read())
+
+    def write_json(self, value: Any, target: UPath) -> None:
+        """`value` as indented JSON at `target`, atomically (see `atomic_file`)."""
+        with self.atomic_file(target) as handle:
+            handle.write(json.dumps(value, indent=1).encode())
 
     def write_long_block(
         self,

@@ -16,24 +16,23 @@ from archs4.augmentation import (
     rows_to_add,
     synthetic_samples_frame,
 )
-from archs4.classifier import label_probabilities, save_model, train_random_forest, tune_thresholds
+from archs4.classifier import fit_tune_and_save
 from archs4.datasets import (
     AUGMENTED_TRAINING_TABLE,
+    GAN_AUGMENTED_MODEL,
     GAN_EVALUATION_TABLE,
-    GAN_FILE,
-    GAN_INFO_FILE,
-    SAMPLE_FEATURES_TABLE,
     SAMPLE_SPLITS_TABLE,
     SYNTHETIC_SAMPLES_TABLE,
 )
-from archs4.gan import GanConfig, load_gan, rare_labels, save_gan, synthetic_rows_for, train_gan
-from archs4.warehouse import Warehouse
-from dagster_project.labels import read_table
-from dagster_project.model import (
-    GAN_MODEL_FILE,
-    GAN_MODEL_INFO_FILE,
-    OUR_MODEL_GAN,
+from archs4.gan import GanConfig, rare_labels, synthetic_rows_for, train_gan
+from archs4.training_data import (
+    feature_names,
     features_and_labels,
+    load_stored_gan,
+    save_stored_gan,
+    stored_gan_info,
+    synthetic_rows,
+    train_rows,
 )
 from dagster_project.plots import figure_markdown
 from dagster_project.quality import blocking_check, validate
@@ -48,16 +47,6 @@ from dagster_project.resources import (
 # sample shows mean it has drifted. (Measured on the demo: no feature exceeds 25%, one exceeds
 # 10%, 22 of 50 exceed the bare range.)
 RANGE_TOLERANCE = 0.25
-
-
-def _train(store: Warehouse) -> tuple[list[str], LabelledRows, np.ndarray]:
-    names, sample_idx, features, labels = features_and_labels(store, "train")
-    return names, LabelledRows(features, labels), sample_idx
-
-
-def _feature_names(store: Warehouse) -> list[str]:
-    """The classifier's feature names (PC1, PC2, ...), in column order."""
-    return read_table(store, SAMPLE_FEATURES_TABLE).columns[1:]
 
 
 def _rare_and_counts(
@@ -85,15 +74,11 @@ def gan_model(
     augmentation: AugmentationResource,
 ) -> dg.MaterializeResult:
     store = warehouse.get()
-    names, train, _ = _train(store)
+    names, train, _ = train_rows(store)
     config = GanConfig(epochs=augmentation.epochs, seed=classifier.seed)
     trained = train_gan(train.features, train.labels, config, progress=context.log.info)
-    with store.atomic_file(store.root / GAN_FILE) as handle:
-        save_gan(trained, handle)
     rare, counts = _rare_and_counts(names, train, augmentation)
-    info = {"labels": names, "rare": rare, "rows_per_label": counts}
-    with store.atomic_file(store.root / GAN_INFO_FILE) as handle:
-        handle.write(json.dumps(info, indent=1).encode())
+    save_stored_gan(store, trained, {"labels": names, "rare": rare, "rows_per_label": counts})
     history = trained.history
     figure, axes = plt.subplots(figsize=(6, 3.2))
     axes.plot(history.critic_loss, label="critic loss")
@@ -114,16 +99,6 @@ def gan_model(
     )
 
 
-def _load_gan_info(store: Warehouse) -> dict:
-    with store.fs.open((store.root / GAN_INFO_FILE).path, "rb") as handle:
-        return json.loads(handle.read())
-
-
-def _load_gan(store: Warehouse):
-    with store.fs.open((store.root / GAN_FILE).path, "rb") as handle:
-        return load_gan(handle)
-
-
 @dg.asset(
     group_name="augmentation",
     kinds={"parquet", "pytorch"},
@@ -138,9 +113,9 @@ def synthetic_samples(
     warehouse: WarehouseResource, classifier: ClassifierResource
 ) -> dg.MaterializeResult:
     store = warehouse.get()
-    info = _load_gan_info(store)
-    names, train, _ = _train(store)
-    trained = _load_gan(store)
+    info = stored_gan_info(store)
+    names, train, _ = train_rows(store)
+    trained = load_stored_gan(store)
     parts = [
         synthetic_rows_for(
             trained, train.labels, names, [label], count, seed=classifier.seed + position
@@ -148,14 +123,14 @@ def synthetic_samples(
         for position, (label, count) in enumerate(info["rows_per_label"].items())
         if count
     ]
-    feature_names = _feature_names(store)
+    columns = feature_names(store)
     features = (
         np.concatenate([p[0] for p in parts])
         if parts
-        else np.empty((0, len(feature_names)), np.float32)  # no rare label to augment
+        else np.empty((0, len(columns)), np.float32)  # no rare label to augment
     )
     label_of_row = np.concatenate([p[2] for p in parts]) if parts else np.empty(0, str)
-    frame = synthetic_samples_frame(features, label_of_row, feature_names)
+    frame = synthetic_samples_frame(features, label_of_row, columns)
     store.write_table(frame.to_arrow(), store.table_path(SYNTHETIC_SAMPLES_TABLE))
     figure, axes = plt.subplots(figsize=(5.5, 4.2))
     for label in info["rare"]:
@@ -177,19 +152,6 @@ def synthetic_samples(
     )
 
 
-def _synthetic_rows(store: Warehouse, names: list[str], train: LabelledRows) -> LabelledRows:
-    frame = read_table(store, SYNTHETIC_SAMPLES_TABLE)
-    if frame.height == 0:
-        return LabelledRows.empty(train.features.shape[1], len(names))
-    wide = frame.pivot("feature", index=["synthetic_id", "label"], values="value").sort(
-        "synthetic_id"
-    )
-    feature_names = _feature_names(store)
-    labels = np.zeros((wide.height, len(names)), dtype=np.int8)
-    labels[np.arange(wide.height), [names.index(label) for label in wide["label"]]] = 1
-    return LabelledRows(wide.select(feature_names).to_numpy(), labels)
-
-
 @dg.asset(
     group_name="augmentation",
     kinds={"parquet"},
@@ -201,11 +163,10 @@ def _synthetic_rows(store: Warehouse, names: list[str], train: LabelledRows) -> 
 )
 def augmented_training_set(warehouse: WarehouseResource) -> dg.MaterializeResult:
     store = warehouse.get()
-    names, train, sample_idx = _train(store)
-    synthetic = _synthetic_rows(store, names, train)
+    names, train, sample_idx = train_rows(store)
+    synthetic = synthetic_rows(store, names, train.features.shape[1])
     rows = LabelledRows.concatenate([train, synthetic])
-    feature_names = _feature_names(store)
-    frame = pl.DataFrame(rows.features, schema=feature_names).with_columns(
+    frame = pl.DataFrame(rows.features, schema=feature_names(store)).with_columns(
         pl.Series("is_synthetic", [False] * train.n_rows + [True] * synthetic.n_rows),
         pl.Series("sample_idx", [*sample_idx.tolist(), *[None] * synthetic.n_rows], pl.Int32),
         pl.Series("synthetic_id", [*[None] * train.n_rows, *range(synthetic.n_rows)], pl.Int64),
@@ -236,23 +197,23 @@ def rf_gan_augmented(
     classifier: ClassifierResource,
 ) -> dg.MaterializeResult:
     store = warehouse.get()
-    names, train, _ = _train(store)
-    rows = LabelledRows.concatenate([train, _synthetic_rows(store, names, train)])
-    model = train_random_forest(
-        rows.features,
-        rows.labels,
+    names, train, _ = train_rows(store)
+    synthetic = synthetic_rows(store, names, train.features.shape[1])
+    rows = LabelledRows.concatenate([train, synthetic])
+    _, _, validation_features, validation_labels = features_and_labels(store, "validation")
+    fit_tune_and_save(
+        store,
+        GAN_AUGMENTED_MODEL,
+        train=(rows.features, rows.labels),
+        validation=(validation_features, validation_labels),
+        label_names=names,
         n_estimators=classifier.n_estimators,
         seed=classifier.seed,
         progress=context.log.info,
     )
-    _, _, validation_features, validation_labels = features_and_labels(store, "validation")
-    thresholds = tune_thresholds(label_probabilities(model, validation_features), validation_labels)
-    with store.atomic_file(store.root / GAN_MODEL_FILE) as handle:
-        save_model(model, handle)
-    info = {"labels": names, "thresholds": thresholds.tolist(), "seed": classifier.seed}
-    with store.atomic_file(store.root / GAN_MODEL_INFO_FILE) as handle:
-        handle.write(json.dumps(info, indent=1).encode())
-    return dg.MaterializeResult(metadata={"training_rows": rows.n_rows, "model": OUR_MODEL_GAN})
+    return dg.MaterializeResult(
+        metadata={"training_rows": rows.n_rows, "model": GAN_AUGMENTED_MODEL}
+    )
 
 
 @dg.asset(
@@ -273,7 +234,7 @@ def gan_evaluation(
     augmentation: AugmentationResource,
 ) -> dg.MaterializeResult:
     store = warehouse.get()
-    info = _load_gan_info(store)
+    info = stored_gan_info(store)
     parts = {}
     for split in ("train", "validation", "test"):
         names, _, features, labels = features_and_labels(store, split)
@@ -287,7 +248,7 @@ def gan_evaluation(
             rare=info["rare"],
             seeds=tuple(range(augmentation.evaluation_seeds)),
             n_estimators=augmentation.evaluation_trees,
-            gan=_load_gan(store),
+            gan=load_stored_gan(store),
             progress=context.log.info,
         )
         if info["rare"]
@@ -330,7 +291,7 @@ def _metric(rows: pl.DataFrame, metric: str) -> float:
     description="GX suite `gan_losses`: training finished without divergence (losses finite).",
 )
 def gan_training_converged(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    history = _load_gan(warehouse.get()).history.as_array()
+    history = load_stored_gan(warehouse.get()).history.as_array()
     frame = pd.DataFrame(history, columns=["critic_loss", "generator_loss", "wasserstein"])
     return validate(frame, "gan_losses")
 
@@ -345,18 +306,17 @@ def gan_training_converged(warehouse: WarehouseResource) -> dg.AssetCheckResult:
 )
 def synthetic_samples_are_plausible(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     store = warehouse.get()
-    info = _load_gan_info(store)
-    _, train, _ = _train(store)
-    feature_names = _feature_names(store)
+    info = stored_gan_info(store)
+    _, train, _ = train_rows(store)
     real_range = pl.DataFrame(
         {
-            "feature": feature_names,
+            "feature": feature_names(store),
             "real_min": train.features.min(axis=0),
             "real_max": train.features.max(axis=0),
         }
     )
     synthetic = (
-        read_table(store, SYNTHETIC_SAMPLES_TABLE)
+        store.read_table(SYNTHETIC_SAMPLES_TABLE)
         .group_by("label", "feature")
         .agg(
             pl.col("synthetic_id").n_unique().alias("n_rows"),
@@ -394,9 +354,9 @@ def synthetic_samples_are_plausible(warehouse: WarehouseResource) -> dg.AssetChe
 )
 def augmented_rows_are_train_only(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     store = warehouse.get()
-    splits = read_table(store, SAMPLE_SPLITS_TABLE).select("sample_idx", "in_training_set")
+    splits = store.read_table(SAMPLE_SPLITS_TABLE).select("sample_idx", "in_training_set")
     rows = (
-        read_table(store, AUGMENTED_TRAINING_TABLE)
+        store.read_table(AUGMENTED_TRAINING_TABLE)
         .select("sample_idx", "synthetic_id", "is_synthetic")
         .join(splits, on="sample_idx", how="left")
         .with_columns(

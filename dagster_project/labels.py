@@ -14,17 +14,8 @@ from archs4.labels import (
     read_truth_table,
 )
 from archs4.splits import mark_training_set, split_by_study, split_label_counts, study_groups
-from archs4.warehouse import Warehouse
 from dagster_project.quality import blocking_check, check_query, validate
 from dagster_project.resources import ClassifierResource, LabelSourcesResource, WarehouseResource
-
-
-def read_samples(store: Warehouse, columns: list[str]) -> pl.DataFrame:
-    return pl.read_parquet(store.dataset_glob(SAMPLES_DATASET), columns=columns)
-
-
-def read_table(store: Warehouse, table: str) -> pl.DataFrame:
-    return pl.read_parquet(str(store.table_path(table)))
 
 
 @dg.asset(
@@ -44,7 +35,9 @@ def sample_labels(
 ) -> dg.MaterializeResult:
     store = warehouse.get()
     vocabulary = load_vocabulary()
-    samples = read_samples(store, ["sample_idx", "gsm", "source_name", "characteristics", "title"])
+    samples = store.read_dataset(
+        SAMPLES_DATASET, ["sample_idx", "gsm", "source_name", "characteristics", "title"]
+    )
     parts = [vocabulary.label_samples(samples)]
     metadata: dict = {}
     if label_sources.directory:
@@ -111,8 +104,8 @@ def sample_splits(
     warehouse: WarehouseResource, classifier: ClassifierResource
 ) -> dg.MaterializeResult:
     store = warehouse.get()
-    labels = read_table(store, SAMPLE_LABELS_TABLE).select("sample_idx", "label").unique()
-    groups = study_groups(read_samples(store, ["sample_idx", "series_id"]))
+    labels = store.read_table(SAMPLE_LABELS_TABLE).select("sample_idx", "label").unique()
+    groups = study_groups(store.read_dataset(SAMPLES_DATASET, ["sample_idx", "series_id"]))
     splits = mark_training_set(
         split_by_study(groups, labels, seed=classifier.seed).join(
             groups, on="sample_idx", how="left"
@@ -141,7 +134,7 @@ def sample_splits(
 )
 def sample_labels_are_valid(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     store = warehouse.get()
-    frame = read_table(store, SAMPLE_LABELS_TABLE).to_pandas()
+    frame = store.read_table(SAMPLE_LABELS_TABLE).to_pandas()
     return validate(frame, "sample_labels", {"labels": list(load_vocabulary().labels)})
 
 

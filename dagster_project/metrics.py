@@ -6,7 +6,6 @@ import duckdb
 import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from archs4.by_gene import build_expression_by_gene, plan_gene_chunks
 from archs4.coexpression import (
@@ -35,7 +34,7 @@ TOP_GENES = 10
 
 
 def _genes_with_length(store) -> pl.DataFrame:
-    return pl.read_parquet(str(store.table_path(GENES_TABLE))).filter(pl.col("has_length"))
+    return store.read_table(GENES_TABLE).filter(pl.col("has_length"))
 
 
 def _n_samples(store) -> int:
@@ -237,7 +236,7 @@ def expression_by_gene_matches_expression(warehouse: WarehouseResource) -> dg.As
 )
 def gene_metrics_are_valid(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     store = warehouse.get()
-    frame = pl.read_parquet(str(store.table_path(GENE_METRICS_TABLE))).to_pandas()
+    frame = store.read_table(GENE_METRICS_TABLE).to_pandas()
     n_samples = _n_samples(store)
     return validate(
         frame,
@@ -282,7 +281,7 @@ def gene_coexpression_is_valid(
 )
 def gene_coexpression_matches_recomputation(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     store = warehouse.get()
-    stored = pq.read_table(str(store.table_path(COEXPRESSION_TABLE)))
+    stored = store.read_table(COEXPRESSION_TABLE).to_arrow()
     genes = np.unique(stored["gene_idx"].to_numpy())
     if genes.size == 0:
         return dg.AssetCheckResult(passed=True, description="no gene varies: nothing stored")

@@ -1,7 +1,6 @@
 """Model layer: the label-free feature space, the multi-label Random Forest, its evaluation
 against the original work's configuration, and predictions for unlabelled samples."""
 
-import json
 from pathlib import Path
 
 import dagster as dg
@@ -16,85 +15,40 @@ from archs4.classifier import (
     evaluate,
     evaluate_model_on_rows,
     fit_original_configuration,
+    fit_tune_and_save,
     label_probabilities,
-    load_model,
+    load_classifier,
     model_card,
     predict_labels,
-    save_model,
-    train_random_forest,
-    tune_thresholds,
 )
+from archs4.datasets import GAN_AUGMENTED_MODEL as OUR_MODEL_GAN
 from archs4.datasets import (
-    FEATURE_SPACE_FILE,
     MODEL_EVALUATION_TABLE,
     PREDICTIONS_TABLE,
     SAMPLE_FEATURES_TABLE,
     SAMPLE_LABELS_TABLE,
-    SAMPLE_SPLITS_TABLE,
-    classifier_files,
 )
-from archs4.datasets import GAN_AUGMENTED_MODEL as OUR_MODEL_GAN
 from archs4.datasets import RANDOM_FOREST_MODEL as OUR_MODEL
-from archs4.features import FeatureSpace
 from archs4.labels import load_vocabulary
 from archs4.training_data import (
     expression_rows,
     features_of_all_samples,
     fit_feature_space_on_samples,
-    label_matrix,
+    labelled_samples,
+    load_feature_space,
+    rows_of,
+    save_feature_space,
+    split_samples,
+    stored_features,
 )
 from archs4.warehouse import Warehouse
-from dagster_project.labels import read_table, sample_labels, sample_splits
+from dagster_project.labels import sample_labels, sample_splits
 from dagster_project.plots import figure_markdown
 from dagster_project.quality import blocking_check, check_query, validate
 from dagster_project.resources import ClassifierResource, WarehouseResource
 
-MODEL_FILE, MODEL_INFO_FILE = classifier_files(OUR_MODEL)
-GAN_MODEL_FILE, GAN_MODEL_INFO_FILE = classifier_files(OUR_MODEL_GAN)
 BASELINE = "baseline_original"
 BASELINE_OWN_SPLIT = "baseline_original_random_split"
-
-
-def _split_ids(store: Warehouse, split: str) -> np.ndarray:
-    """Samples of a split; for train, those the models are fitted on (`in_training_set`)."""
-    splits = read_table(store, SAMPLE_SPLITS_TABLE)
-    wanted = pl.col("split") == split
-    if split == "train":
-        wanted &= pl.col("in_training_set")
-    return np.sort(splits.filter(wanted)["sample_idx"].to_numpy())
-
-
-def _labelled(store: Warehouse) -> tuple[list[str], np.ndarray, np.ndarray]:
-    names = list(load_vocabulary().labels)
-    ids, matrix = label_matrix(read_table(store, SAMPLE_LABELS_TABLE), names)
-    return names, ids, matrix
-
-
-def _features(store: Warehouse) -> tuple[np.ndarray, np.ndarray]:
-    table = read_table(store, SAMPLE_FEATURES_TABLE)
-    return table["sample_idx"].to_numpy(), table.drop("sample_idx").to_numpy()
-
-
-def features_and_labels(
-    store: Warehouse, split: str
-) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
-    """(label names, sample_idx, features, multi-hot labels) of the samples of one split."""
-    names, labelled, truth = _labelled(store)
-    ids, features = _features(store)
-    wanted = _split_ids(store, split)
-    return names, wanted, features[_rows(ids, wanted)], truth[_rows(labelled, wanted)]
-
-
-def _load_feature_space(store: Warehouse) -> FeatureSpace:
-    with store.fs.open((store.root / FEATURE_SPACE_FILE).path, "rb") as handle:
-        return FeatureSpace.from_npz(handle)
-
-
-def _rows(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-    positions = np.searchsorted(ids, wanted)
-    if np.any(positions >= ids.size) or not np.array_equal(ids[positions], wanted):
-        raise ValueError("samples missing from a table they should be in")
-    return positions
 
 
 @dg.asset(
@@ -111,7 +65,7 @@ def feature_space(
     warehouse: WarehouseResource, classifier: ClassifierResource
 ) -> dg.MaterializeResult:
     store = warehouse.get()
-    train = _split_ids(store, "train")
+    train = split_samples(store, "train")
     space = fit_feature_space_on_samples(
         store,
         train,
@@ -119,8 +73,7 @@ def feature_space(
         n_components=classifier.n_components,
         seed=classifier.seed,
     )
-    with store.atomic_file(store.root / FEATURE_SPACE_FILE) as handle:
-        space.to_npz(handle)
+    save_feature_space(store, space)
     return dg.MaterializeResult(metadata={**space.describe(), "n_train_samples": train.size})
 
 
@@ -132,7 +85,7 @@ def feature_space(
 )
 def sample_features(warehouse: WarehouseResource) -> dg.MaterializeResult:
     store = warehouse.get()
-    space = _load_feature_space(store)
+    space = load_feature_space(store)
     ids, features = features_of_all_samples(store, space)
     table = pl.DataFrame(features, schema=space.feature_names).insert_column(
         0, pl.Series("sample_idx", ids.astype(np.int32))
@@ -159,33 +112,29 @@ def label_classifier(
     classifier: ClassifierResource,
 ) -> dg.MaterializeResult:
     store = warehouse.get()
-    names, labelled, truth = _labelled(store)
-    ids, features = _features(store)
-    train, validation = _split_ids(store, "train"), _split_ids(store, "validation")
-    model = train_random_forest(
-        features[_rows(ids, train)],
-        truth[_rows(labelled, train)],
+    names, labelled, truth = labelled_samples(store)
+    ids, features = stored_features(store)
+    train, validation = split_samples(store, "train"), split_samples(store, "validation")
+    validation_truth = truth[rows_of(labelled, validation)]
+    fitted, validation_probabilities = fit_tune_and_save(
+        store,
+        OUR_MODEL,
+        train=(features[rows_of(ids, train)], truth[rows_of(labelled, train)]),
+        validation=(features[rows_of(ids, validation)], validation_truth),
+        label_names=names,
         n_estimators=classifier.n_estimators,
         seed=classifier.seed,
         progress=context.log.info,
     )
-    validation_probabilities = label_probabilities(model, features[_rows(ids, validation)])
-    validation_truth = truth[_rows(labelled, validation)]
-    thresholds = tune_thresholds(validation_probabilities, validation_truth)
-    with store.atomic_file(store.root / MODEL_FILE) as handle:
-        save_model(model, handle)
-    info = {"labels": names, "thresholds": thresholds.tolist(), "seed": classifier.seed}
-    with store.atomic_file(store.root / MODEL_INFO_FILE) as handle:
-        handle.write(json.dumps(info, indent=1).encode())
     validation_metrics = evaluate(
-        validation_truth, validation_probabilities, thresholds, names, OUR_MODEL
+        validation_truth, validation_probabilities, fitted.thresholds, names, OUR_MODEL
     )
-    space = _load_feature_space(store)
+    space = load_feature_space(store)
     card = model_card(
         model_name=OUR_MODEL,
-        model=model,
+        model=fitted.model,
         label_names=names,
-        thresholds=thresholds,
+        thresholds=fitted.thresholds,
         evaluation=validation_metrics,
         data_version=_data_version(store),
         feature_space=space,
@@ -218,17 +167,6 @@ def _data_version(store: Warehouse) -> str:
     return f"{'; '.join(releases)}; {registry.num_rows} samples"
 
 
-def load_classifier(
-    store: Warehouse, model_file: str = MODEL_FILE, info_file: str = MODEL_INFO_FILE
-):
-    """A stored forest (loaded behind the skops allow-list), its labels and thresholds."""
-    with store.fs.open((store.root / model_file).path, "rb") as handle:
-        model = load_model(handle)
-    with store.fs.open((store.root / info_file).path, "rb") as handle:
-        info = json.loads(handle.read())
-    return model, info["labels"], np.array(info["thresholds"])
-
-
 @dg.asset(
     group_name="model",
     kinds={"parquet", "sklearn"},
@@ -247,18 +185,18 @@ def model_evaluation(
     classifier: ClassifierResource,
 ) -> dg.MaterializeResult:
     store = warehouse.get()
-    model, names, thresholds = load_classifier(store)
-    _, labelled, truth = _labelled(store)
-    ids, features = _features(store)
-    test = _split_ids(store, "test")
+    model, names, thresholds = load_classifier(store, OUR_MODEL)
+    _, labelled, truth = labelled_samples(store)
+    ids, features = stored_features(store)
+    test = split_samples(store, "test")
     not_test = np.setdiff1d(labelled, test)
-    test_truth = truth[_rows(labelled, test)]
-    test_probabilities = label_probabilities(model, features[_rows(ids, test)])
+    test_truth = truth[rows_of(labelled, test)]
+    test_probabilities = label_probabilities(model, features[rows_of(ids, test)])
     ours = evaluate(test_truth, test_probabilities, thresholds, names, OUR_MODEL)
-    gan_model, _, gan_thresholds = load_classifier(store, GAN_MODEL_FILE, GAN_MODEL_INFO_FILE)
+    gan_model, _, gan_thresholds = load_classifier(store, OUR_MODEL_GAN)
     augmented = evaluate(
         test_truth,
-        label_probabilities(gan_model, features[_rows(ids, test)]),
+        label_probabilities(gan_model, features[rows_of(ids, test)]),
         gan_thresholds,
         names,
         OUR_MODEL_GAN,
@@ -268,10 +206,12 @@ def model_evaluation(
     all_genes = expression_rows(store, labelled)
     context.log.info(f"baseline on {all_genes.shape[1]} genes x {all_genes.shape[0]} samples")
     baseline = fit_original_configuration(
-        all_genes[_rows(labelled, not_test)], truth[_rows(labelled, not_test)], seed=classifier.seed
+        all_genes[rows_of(labelled, not_test)],
+        truth[rows_of(labelled, not_test)],
+        seed=classifier.seed,
     )
     comparable = evaluate_model_on_rows(
-        baseline, all_genes, truth, _rows(labelled, test), label_names=names, model_name=BASELINE
+        baseline, all_genes, truth, rows_of(labelled, test), label_names=names, model_name=BASELINE
     )
     own_model, own_test_rows = baseline_original(all_genes, truth, seed=classifier.seed)
     own = evaluate_model_on_rows(
@@ -377,9 +317,9 @@ def _per_label_f1_plot(evaluation: pl.DataFrame) -> str:
 )
 def predictions(warehouse: WarehouseResource) -> dg.MaterializeResult:
     store = warehouse.get()
-    model, names, thresholds = load_classifier(store)
-    labelled = read_table(store, SAMPLE_LABELS_TABLE)["sample_idx"].unique().to_numpy()
-    ids, features = _features(store)
+    model, names, thresholds = load_classifier(store, OUR_MODEL)
+    labelled = store.read_table(SAMPLE_LABELS_TABLE)["sample_idx"].unique().to_numpy()
+    ids, features = stored_features(store)
     unlabelled = ~np.isin(ids, labelled)
     n_samples, n_labels = int(unlabelled.sum()), len(names)
     probabilities = (
@@ -431,7 +371,7 @@ def predictions_are_valid(warehouse: WarehouseResource) -> dg.AssetCheckResult:
 )
 def model_evaluation_is_complete(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     store = warehouse.get()
-    frame = read_table(store, MODEL_EVALUATION_TABLE)
+    frame = store.read_table(MODEL_EVALUATION_TABLE)
     required = {"f1_samples", "f1_micro", "f1_macro", "hamming_loss"}
     per_label = {"precision", "recall", "f1", "average_precision"}
     missing = []

@@ -109,7 +109,7 @@ def source_release(
 )
 def genes(source: Archs4SourceResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
     store = warehouse.get()
-    lengths = pl.read_parquet(str(store.table_path(GENE_LENGTHS_TABLE)))
+    lengths = store.read_table(GENE_LENGTHS_TABLE)
     release_genes = pl.from_arrow(genes_table(source.release_path()))
     assert isinstance(release_genes, pl.DataFrame)
     table = attach_lengths(release_genes, lengths)

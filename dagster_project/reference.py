@@ -3,7 +3,6 @@
 import dagster as dg
 import duckdb
 import numpy as np
-import polars as pl
 from pydantic import Field
 
 from archs4.blocks import block_plans, read_registry
@@ -121,7 +120,7 @@ def _target_metadata(stored, *, frozen: bool) -> dict:
 )
 def gene_lengths_are_valid(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     store = warehouse.get()
-    frame = pl.read_parquet(str(store.table_path(GENE_LENGTHS_TABLE))).to_pandas()
+    frame = store.read_table(GENE_LENGTHS_TABLE).to_pandas()
     return validate(frame, "gene_lengths")
 
 
