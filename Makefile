@@ -44,7 +44,7 @@ update: install | $(DAGSTER_HOME)
 	@$(BIN)/python -m dagster_project.headless update $(RUN_FLAGS)
 
 ui: install | $(DAGSTER_HOME)
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	$(BIN)/dagster dev -h 127.0.0.1 -p 3000
 
 bench: install
 	$(BIN)/python -m benchmarks.run
@@ -64,6 +64,7 @@ chromium:
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/dg check defs
 
 format: install
 	$(BIN)/ruff check --fix .

@@ -62,7 +62,7 @@ from benchmarks.api_tasks import api_tasks
 from benchmarks.disk import BENCH_ONLY_FILES, disk
 from benchmarks.kernel_forms import normalize_forms, p95_forms
 from benchmarks.measure import measured
-from dagster_project.quality import check_query
+from dagster_project.resources import check_queries
 
 MB = 1 << 20
 
@@ -127,11 +127,12 @@ def normalize(_source: Path, warehouse: Warehouse, _block_size: int) -> dict:
 
 def block_checks(_source: Path, warehouse: Warehouse, _block_size: int) -> dict:
     """The blocking block checks' DuckDB queries on every block, as `make run` runs them after
-    each block's assets (`dagster_project.raw`, `dagster_project.normalized`): the counts
+    each block's assets (`dagster_project.defs.raw`, `dagster_project.defs.normalized`): the counts
     profile, the block's GSMs in other blocks, and the expression profile recomputing the
     default ARCHS4_CHECK_RECOMPUTED_SAMPLES samples per block. The GX validation of the
     profiles (one row per sample) and the run's own overhead are not timed."""
-    recompute = Settings.from_env().check_recomputed_samples
+    settings = Settings.from_env()
+    recompute, queries_resource = settings.check_recomputed_samples, check_queries(settings)
     n_genes = int(read_target(warehouse).values.size)  # type: ignore[union-attr]
     timings = {"counts": 0.0, "samples": 0.0, "expression": 0.0}
     with tempfile.TemporaryDirectory() as scratch:
@@ -161,7 +162,7 @@ def block_checks(_source: Path, warehouse: Warehouse, _block_size: int) -> dict:
             }  # fmt: skip
             for check, (query, parameters) in queries.items():
                 started = time.perf_counter()
-                profile = check_query(query, **parameters)
+                profile = queries_resource.frame(query, **parameters)
                 timings[check] += time.perf_counter() - started
                 if check == "expression":  # timing a failing check would mean nothing
                     assert profile["max_relative_error"].max() <= 1e-5, f"block {block}"

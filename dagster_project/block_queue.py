@@ -29,7 +29,6 @@ from archs4.paths import PROJECT_ROOT
 from dagster_project.run_log import step_error_line
 
 POOL = "sample_blocks"
-WORKSPACE = PROJECT_ROOT / "workspace.yaml"
 BACKFILL_TAG = "dagster/backfill"
 POLL_SECONDS = 1.0
 DAEMON_STOP_SECONDS = 30
@@ -56,11 +55,12 @@ def _instance_environment(instance: dg.DagsterInstance) -> dict[str, str]:
 
 @contextlib.contextmanager
 def running_daemon(instance: dg.DagsterInstance) -> Iterator[subprocess.Popen[bytes]]:
-    """The Dagster daemon over this project's workspace, for the duration of the block. Its
+    """The Dagster daemon over this project's code location (`[tool.dg]` of the checkout's
+    pyproject.toml, read from the working directory), for the duration of the block. Its
     output goes where this process's does (the run log)."""
     # The sensor stays off in this daemon: `make run` itself decides what runs.
     process = subprocess.Popen(
-        [_command("dagster-daemon"), "run", "-w", str(WORKSPACE)],
+        [_command("dagster-daemon"), "run"],
         cwd=PROJECT_ROOT,
         env={**_instance_environment(instance), "ARCHS4_SENSOR_STATUS": "stopped"},
         start_new_session=True,
@@ -80,7 +80,7 @@ def submit_backfill(instance: dg.DagsterInstance, job_name: str, blocks: list[st
     """Submit one run per block of `job_name` to the run queue; returns the backfill id."""
     done = subprocess.run(
         [
-            *(_command("dagster"), "job", "backfill", "-w", str(WORKSPACE), "-j", job_name),
+            *(_command("dagster"), "job", "backfill", "-j", job_name),
             *("--partitions", ",".join(blocks), "--noprompt"),
         ],
         cwd=PROJECT_ROOT,

@@ -1,43 +1,51 @@
-"""The code location: every asset, check, resource, job, sensor and schedule of the warehouse."""
+"""The code location: the `defs/` folder (every asset, check, job, sensor and schedule) with the
+resources and the executor, merged here and nowhere else.
+
+`dg.load_from_defs_folder` finds the project through `[tool.dg]` in the checkout's
+pyproject.toml. A regular install (the workers of a cluster) has no pyproject.toml, so there the
+same component tree is built from the `defs` module directly.
+"""
+
+from functools import cache
+from pathlib import Path
 
 import dagster as dg
 
+from archs4.paths import IS_CHECKOUT, PROJECT_ROOT
 from archs4.settings import Settings
-from dagster_project import (
-    augmentation,
-    catalog,
-    labels,
-    metrics,
-    model,
-    normalized,
-    raw,
-    reference,
-)
-from dagster_project.automation import JOBS, build_daily_update, build_release_sensor
+from dagster_project import defs as defs_folder
 from dagster_project.cluster import default_executor
 from dagster_project.resources import resources_from_settings
 
-ASSET_MODULES = [raw, reference, normalized, metrics, labels, model, augmentation, catalog]
 
-all_assets = dg.load_assets_from_modules(ASSET_MODULES)
-all_checks = dg.load_asset_checks_from_modules(ASSET_MODULES)
+@cache
+def graph_definitions() -> dg.Definitions:
+    """The `defs/` folder's definitions, without resources or executor."""
+    if IS_CHECKOUT:
+        return dg.load_from_defs_folder(path_within_project=PROJECT_ROOT)
+    package_root = Path(defs_folder.__file__).resolve().parent.parent
+    return dg.ComponentTree.from_module(defs_folder, package_root).build_defs()
 
 
-def build_definitions(
-    resources: dict | None = None, settings: Settings | None = None
-) -> dg.Definitions:
-    """The definitions over `resources` (default: configured from `settings`, by default the
-    validated environment; a bad variable fails the code location's load, naming it)."""
-    settings = settings or Settings.from_env()
-    return dg.Definitions(
-        assets=all_assets,
-        asset_checks=all_checks,
-        jobs=JOBS,
-        sensors=[build_release_sensor(settings)],
-        schedules=[build_daily_update(settings)],
-        resources=resources or resources_from_settings(settings),
-        executor=default_executor(settings.dask_scheduler),
+def assets_and_checks() -> list:
+    """Every asset and asset check, as `dg.materialize` takes them."""
+    definitions = graph_definitions()
+    return [*(definitions.assets or []), *(definitions.asset_checks or [])]
+
+
+def build_definitions(resources: dict | None = None) -> dg.Definitions:
+    """The definitions over `resources` (default: configured from the validated environment; a
+    bad variable fails the code location's load, naming it)."""
+    settings = Settings.from_env()
+    return dg.Definitions.merge(
+        graph_definitions(),
+        dg.Definitions(
+            resources=resources or resources_from_settings(settings),
+            executor=default_executor(settings.dask_scheduler),
+        ),
     )
 
 
-defs = build_definitions()
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build_definitions()

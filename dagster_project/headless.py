@@ -65,10 +65,10 @@ def _materialize(
     log_level: str = "INFO",
     config: dict | None = None,
 ) -> None:
-    from dagster_project.definitions import all_assets, all_checks
+    from dagster_project.definitions import assets_and_checks
 
     result = dg.materialize(
-        [*all_assets, *all_checks],
+        assets_and_checks(),
         selection=dg.AssetSelection.assets(*keys),
         partition_key=partition_key,
         instance=instance,
@@ -119,9 +119,9 @@ def graph_stages() -> list[Stage]:
 
 
 def _asset_graph() -> AssetGraph:
-    from dagster_project.definitions import all_assets
+    from dagster_project.definitions import graph_definitions
 
-    return AssetGraph.from_assets(all_assets)
+    return AssetGraph.from_assets(graph_definitions().assets or [])
 
 
 def _warehouse_state(resources: dict) -> WarehouseState:

@@ -2,11 +2,7 @@
 decorator every blocking check is declared with."""
 
 import functools
-import os
-import tempfile
-import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -14,9 +10,7 @@ import duckdb
 import pandas as pd
 
 from archs4.check_failures import record_check_outcome
-from archs4.paths import read_sql
 from archs4.quality import ValidationReport, validate_frame
-from archs4.settings import Settings
 
 
 def blocking_check(
@@ -79,29 +73,6 @@ def validate(
     frame: pd.DataFrame, suite: str, parameters: dict[str, Any] | None = None, **extra: Any
 ) -> dg.AssetCheckResult:
     return check_result(validate_frame(frame, suite, parameters), **extra)
-
-
-def check_connection_config() -> dict[str, str | int]:
-    """DuckDB settings of a check's query: one worker's share of the memory budget and of the
-    cores, spilling to a fresh temporary directory beyond it.
-
-    Block checks run beside the other block workers; with DuckDB's default (80% of the
-    machine's memory each), two checks and two normalizations took 21 of 24 GB in the
-    rehearsal's normalization stage.
-    """
-    settings = Settings.from_env()
-    workers = settings.worker_count
-    share_mb = max(settings.memory_budget_bytes // workers >> 20, 256)
-    spill = Path(tempfile.gettempdir()) / f"archs4-check-{uuid.uuid4().hex}"
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    return {"memory_limit": f"{share_mb}MiB", "threads": threads, "temp_directory": str(spill)}
-
-
-def check_query(name: str, **parameters: object) -> pd.DataFrame:
-    """The result of `sql/checks/<name>.sql` with its `$parameters` bound, within one
-    worker's share of the memory budget (`check_connection_config`)."""
-    with duckdb.connect(config=check_connection_config()) as connection:
-        return connection.sql(read_sql(f"checks/{name}.sql"), params=parameters).df()
 
 
 def parquet_frame(path: object) -> pd.DataFrame:

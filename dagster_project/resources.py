@@ -2,10 +2,14 @@
 the DuckDB catalog), configured from validated settings (`archs4.settings`) so `make run`,
 `make ui` and the tests share one definition."""
 
+import os
+import tempfile
+import uuid
 from pathlib import Path
 
 import dagster as dg
 import duckdb
+import pandas as pd
 import polars as pl
 from pydantic import Field
 
@@ -14,6 +18,7 @@ from archs4.by_gene import DEFAULT_VALUES_PER_CHUNK
 from archs4.catalog import build_catalog, connect_read_only
 from archs4.coexpression import DEFAULT_MAX_SAMPLES, DEFAULT_TOP_K
 from archs4.gene_lengths import LengthMethod, gene_lengths_from_gtf
+from archs4.paths import read_sql
 from archs4.preflight import RunInputs
 from archs4.quantile_norm import LengthAdjustment
 from archs4.reader import Archs4Source, open_archs4
@@ -151,6 +156,42 @@ class CoexpressionResource(dg.ConfigurableResource):
         return self.memory_budget_bytes or default_budget_bytes()
 
 
+class CheckQueryResource(dg.ConfigurableResource):
+    """DuckDB for the checks' queries (`sql/checks/`): one worker's share of the memory budget
+    and of the cores, spilling to a fresh temporary directory beyond it.
+
+    Block checks run beside the other block workers; with DuckDB's default (80% of the
+    machine's memory each), two checks and two normalizations took 21 of 24 GB in the
+    rehearsal's normalization stage.
+    """
+
+    memory_limit_mb: int = Field(default=1024, description="DuckDB's memory_limit, in MiB.")
+    threads: int = Field(default=1, description="DuckDB's threads.")
+
+    def connection_config(self) -> dict[str, str | int]:
+        spill = Path(tempfile.gettempdir()) / f"archs4-check-{uuid.uuid4().hex}"
+        return {
+            "memory_limit": f"{self.memory_limit_mb}MiB",
+            "threads": self.threads,
+            "temp_directory": str(spill),
+        }
+
+    def frame(self, name: str, **parameters: object) -> pd.DataFrame:
+        """The result of `sql/checks/<name>.sql` with its `$parameters` bound."""
+        with duckdb.connect(config=self.connection_config()) as connection:
+            return connection.sql(read_sql(f"checks/{name}.sql"), params=parameters).df()
+
+
+def check_queries(settings: Settings) -> CheckQueryResource:
+    """One worker's share (`ARCHS4_WORKERS`) of `ARCHS4_MEMORY_GB` (at least 256 MiB) and of
+    the cores."""
+    workers = settings.worker_count
+    return CheckQueryResource(
+        memory_limit_mb=max(settings.memory_budget_bytes // workers >> 20, 256),
+        threads=max(1, (os.cpu_count() or 1) // workers),
+    )
+
+
 class DuckDBCatalogResource(dg.ConfigurableResource):
     """The DuckDB catalog of views over the warehouse: one writer, many read-only readers."""
 
@@ -193,6 +234,7 @@ def resources_from_settings(settings: Settings) -> dict[str, dg.ConfigurableReso
             memory_budget_bytes=settings.memory_budget_bytes,
         ),
         "catalog": DuckDBCatalogResource(warehouse_root=root),
+        "check_queries": check_queries(settings),
     }
 
 

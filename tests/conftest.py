@@ -14,6 +14,7 @@ from dagster_project.headless import materialize_everything
 from dagster_project.resources import (
     Archs4SourceResource,
     AugmentationResource,
+    CheckQueryResource,
     ClassifierResource,
     CoexpressionResource,
     DuckDBCatalogResource,
@@ -40,6 +41,7 @@ def resources_for(source: Path, gtf: Path, root: Path, method: str = "divide") -
         "label_sources": LabelSourcesResource(),
         "classifier": ClassifierResource(n_estimators=100),
         "augmentation": AugmentationResource(evaluation_trees=30),
+        "check_queries": CheckQueryResource(),
     }
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from dagster_project.quality import check_connection_config
+from archs4.settings import Settings
+from dagster_project.resources import check_queries
 
 
 # ARCHS4_MEMORY_GB is in GB (1e9 bytes); DuckDB's limit is set in MiB.
@@ -14,7 +15,8 @@ from dagster_project.quality import check_connection_config
 def test_a_check_gets_one_workers_share(monkeypatch, memory_gb, workers, limit):
     monkeypatch.setenv("ARCHS4_MEMORY_GB", memory_gb)
     monkeypatch.setenv("ARCHS4_WORKERS", workers)
-    config = check_connection_config()
+    resource = check_queries(Settings.from_env())
+    config = resource.connection_config()
     assert config["memory_limit"] == f"{limit}MiB"  # at least 256 MB, whatever the share
     with duckdb.connect(config=config) as connection:
         set_limit = connection.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
@@ -22,4 +24,4 @@ def test_a_check_gets_one_workers_share(monkeypatch, memory_gb, workers, limit):
     number, unit = set_limit.split()
     assert float(number) * {"MiB": 1, "GiB": 1024}[unit] == pytest.approx(limit, rel=0.05)
     assert "archs4-check-" in spill
-    assert check_connection_config()["temp_directory"] != config["temp_directory"]
+    assert resource.connection_config()["temp_directory"] != config["temp_directory"]

@@ -28,7 +28,7 @@ from archs4.coexpression import (
 )
 from archs4.datasets import COEXPRESSION_TABLE
 from archs4.warehouse import Warehouse
-from dagster_project.metrics import gene_coexpression_is_valid
+from dagster_project.defs.metrics import gene_coexpression_is_valid
 from dagster_project.resources import CoexpressionResource, WarehouseResource
 
 ATOL = 1e-6

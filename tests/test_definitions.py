@@ -15,7 +15,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from dagster_project.definitions import defs
+from dagster_project.definitions import build_definitions
 
 SNAPSHOT = Path(__file__).parent / "data" / "asset_graph.json"
 UPDATE_VARIABLE = "UPDATE_GRAPH_SNAPSHOT"
@@ -52,11 +52,11 @@ def graph_snapshot(definitions: dg.Definitions) -> dict:
 
 
 def test_definitions_load():
-    dg.Definitions.validate_loadable(defs)
+    dg.Definitions.validate_loadable(build_definitions())
 
 
 def test_asset_graph_equals_its_snapshot():
-    current = graph_snapshot(defs)
+    current = graph_snapshot(build_definitions())
     if os.environ.get(UPDATE_VARIABLE):
         SNAPSHOT.write_text(json.dumps(current, indent=1, sort_keys=True) + "\n")
     expected = json.loads(SNAPSHOT.read_text())
@@ -67,7 +67,7 @@ def test_asset_graph_equals_its_snapshot():
 
 
 def test_every_asset_has_a_group_a_kind_and_a_description():
-    graph = defs.resolve_asset_graph()
+    graph = build_definitions().resolve_asset_graph()
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         name = key.to_user_string()

@@ -18,7 +18,7 @@ from archs4.blocks import BlockPlan, registered_block
 from archs4.datasets import EXPRESSION_DATASET, FAILED_CHECKS_DIR
 from archs4.expression import recomputed_sample_idx
 from archs4.warehouse import Warehouse
-from dagster_project.definitions import all_assets, all_checks
+from dagster_project.definitions import assets_and_checks
 from dagster_project.plan import Stage, pending_blocks
 from dagster_project.resources import NormalizationResource
 from tests.conftest import resources_for
@@ -74,7 +74,7 @@ def run_checks(built, root: Path, recomputed: int):
     resources["normalization"] = NormalizationResource(check_recomputed_samples=recomputed)
     with dg.DagsterInstance.ephemeral() as instance:
         result = dg.materialize(
-            [*all_assets, *all_checks],
+            assets_and_checks(),
             selection=dg.AssetSelection.checks_for_assets("expression"),
             # The partition as a tag: `partition_key` wants a selected asset.
             tags={"dagster/partition": BLOCK},

@@ -161,3 +161,24 @@ def test_archs4_similar_runs_outside_the_checkout(site_dir: Path, outside: Path,
     ran = _run_installed(site_dir, outside, arguments, ARCHS4_WAREHOUSE=str(built[2]))
     assert ran.returncode == 0, ran.stderr
     assert len(ran.stdout.splitlines()) == 4
+
+
+def test_installed_definitions_load_the_checkouts_graph(site_dir: Path, outside: Path, tmp_path):
+    """What a cluster worker does with a regular install: no pyproject.toml to find, yet the
+    `defs/` folder loads, with the same assets and checks as the checkout."""
+    from dagster_project.definitions import build_definitions
+
+    listing = (
+        "from dagster_project.definitions import build_definitions; "
+        "graph = build_definitions().resolve_asset_graph(); "
+        "print(sorted(k.to_user_string() for k in graph.get_all_asset_keys())); "
+        "print(sorted(c.name for c in graph.asset_check_keys))"
+    )
+    ran = _run_installed(
+        site_dir, outside, ["-c", listing], ARCHS4_WAREHOUSE=str(tmp_path / "warehouse")
+    )
+    assert ran.returncode == 0, ran.stderr
+    graph = build_definitions().resolve_asset_graph()
+    keys = sorted(k.to_user_string() for k in graph.get_all_asset_keys())
+    checks = sorted(c.name for c in graph.asset_check_keys)
+    assert ran.stdout.splitlines()[-2:] == [str(keys), str(checks)]

@@ -13,12 +13,12 @@ import pyarrow.parquet as pq
 import pytest
 import qnorm
 
-import dagster_project.raw
+import dagster_project.defs.raw
 from archs4.datasets import EXPRESSION_DATASET, SAMPLES_DATASET
 from archs4.expression import accumulate_target, read_target, write_target
 from archs4.quantile_norm import normalize_block
 from archs4.warehouse import Warehouse
-from dagster_project.definitions import all_assets, all_checks, defs
+from dagster_project.definitions import assets_and_checks, build_definitions
 from dagster_project.headless import PipelineError, materialize_everything
 from tests.archs4_files import example_counts, write_archs4_file, write_gtf
 from tests.conftest import (
@@ -38,6 +38,7 @@ def query(root: Path, sql: str, **params):
 
 
 def test_definitions_load():
+    defs = build_definitions()
     dg.Definitions.validate_loadable(defs)
     keys = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
     assert {"samples", "genes", "counts", "qn_target", "expression", "warehouse_catalog"} <= keys
@@ -163,7 +164,7 @@ def test_failed_counts_check_blocks_normalization(built, tmp_path: Path, monkeyp
     resources = resources_for(source, tmp / "genes.gtf", root)
     with dg.DagsterInstance.ephemeral() as instance:
         materialize_everything(instance, resources)
-        real_ingest = dagster_project.raw.ingest_block
+        real_ingest = dagster_project.defs.raw.ingest_block
 
         def ingest_then_corrupt(store: Warehouse, block: str):
             ingested = real_ingest(store, block)
@@ -177,10 +178,10 @@ def test_failed_counts_check_blocks_normalization(built, tmp_path: Path, monkeyp
             store.write_table(broken, store.block_path(SAMPLES_DATASET, block))
             return ingested
 
-        monkeypatch.setattr(dagster_project.raw, "ingest_block", ingest_then_corrupt)
+        monkeypatch.setattr(dagster_project.defs.raw, "ingest_block", ingest_then_corrupt)
         before = (root / EXPRESSION_DATASET / "block=000001" / "part.parquet").stat().st_mtime_ns
         result = dg.materialize(
-            [*all_assets, *all_checks],
+            assets_and_checks(),
             selection=dg.AssetSelection.assets("samples", "counts", "expression"),
             partition_key="000001",
             instance=instance,
@@ -222,7 +223,7 @@ def test_recomputed_target_flags_blocks_normalized_against_the_old_one(built, tm
         # Recompute explicitly from the first block only: a different target.
         write_target(store, accumulate_target(store, ["000000"]))
         result = dg.materialize(
-            [*all_assets, *all_checks],
+            assets_and_checks(),
             # Re-ingesting the block leaves its counts as they were; only the check matters here.
             selection=dg.AssetSelection.assets("samples", "counts")
             | dg.AssetSelection.checks_for_assets("expression"),

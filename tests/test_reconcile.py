@@ -19,7 +19,7 @@ from dagster_project.automation import (
     build_release_sensor,
     reconcile,
 )
-from dagster_project.definitions import all_assets, all_checks
+from dagster_project.definitions import assets_and_checks
 from dagster_project.resources import resources_from_settings, run_inputs
 from tests.archs4_files import example_counts, write_archs4_file, write_gtf
 
@@ -52,7 +52,7 @@ def inputs_of(resources: dict):
 def register(instance: dg.DagsterInstance, resources: dict) -> None:
     """What REGISTER_JOB runs: the release, its genes and their lengths."""
     dg.materialize(
-        [*all_assets, *all_checks],
+        assets_and_checks(),
         selection=dg.AssetSelection.assets("source_release", "gene_lengths", "genes"),
         instance=instance,
         resources=resources,

@@ -151,7 +151,7 @@ def test_code_location_load_error_names_the_variable(tmp_path: Path) -> None:
     (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     dagster = str(Path(sys.executable).parent / "dagster")
     done = subprocess.run(
-        [dagster, "definitions", "validate", "-w", str(PROJECT / "workspace.yaml")],
+        [dagster, "definitions", "validate"],  # the location of [tool.dg], from the cwd
         check=False,
         capture_output=True,
         text=True,

@@ -59,7 +59,7 @@ def dagster_ui(tmp_path: Path):
         "ARCHS4_SENSOR_STATUS": "stopped",  # the test, not the sensor, launches the runs
     }
     server = subprocess.Popen(  # dagster dev binds 127.0.0.1 by default
-        [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml", "-p", str(port)],
+        [sys.executable, "-m", "dagster", "dev", "-p", str(port)],  # [tool.dg] of pyproject.toml
         cwd=PROJECT_ROOT,
         env=env,
         stdout=subprocess.DEVNULL,

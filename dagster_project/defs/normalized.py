@@ -14,10 +14,8 @@ from archs4.expression import (
     recomputed_sample_idx,
 )
 from dagster_project.partitions import BLOCK_POOL, sample_blocks
-from dagster_project.quality import blocking_check, check_query, validate
-from dagster_project.raw import genes
-from dagster_project.reference import qn_target
-from dagster_project.resources import NormalizationResource, WarehouseResource
+from dagster_project.quality import blocking_check, validate
+from dagster_project.resources import CheckQueryResource, NormalizationResource, WarehouseResource
 
 # Values are stored as float32 (relative precision 6e-8); the check allows 1e-5.
 RELATIVE_TOLERANCE = 1e-5
@@ -28,7 +26,7 @@ RELATIVE_TOLERANCE = 1e-5
     kinds={"parquet", "numpy"},
     partitions_def=sample_blocks,
     pool=BLOCK_POOL,
-    deps=["counts", qn_target, genes],
+    deps=["counts", "qn_target", "genes"],
     description=(
         "Normalized expression, one file per block, long format (sample_idx, gene_idx, value): "
         "log2(count + 1), quantile-normalized against the frozen `qn_target` (ties get the "
@@ -78,6 +76,7 @@ def expression_block_is_valid(
     context: dg.AssetCheckExecutionContext,
     warehouse: WarehouseResource,
     normalization: NormalizationResource,
+    check_queries: CheckQueryResource,
 ) -> dg.AssetCheckResult:
     store = warehouse.get()
     block = context.partition_key
@@ -106,7 +105,7 @@ def expression_block_is_valid(
     genes_file = str(store.table_path(GENES_TABLE))
     plan = registered_block(store, block)
     recomputed = recomputed_sample_idx(plan, normalization.check_recomputed_samples)
-    profile = check_query(
+    profile = check_queries.frame(
         "expression_block_profile",
         counts_file=str(store.block_path(COUNTS_DATASET, block)),
         expression_file=str(expression_file),

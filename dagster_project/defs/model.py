@@ -42,10 +42,9 @@ from archs4.training_data import (
     stored_features,
 )
 from archs4.warehouse import Warehouse
-from dagster_project.labels import sample_labels, sample_splits
 from dagster_project.plots import figure_markdown
-from dagster_project.quality import blocking_check, check_query, validate
-from dagster_project.resources import ClassifierResource, WarehouseResource
+from dagster_project.quality import blocking_check, validate
+from dagster_project.resources import CheckQueryResource, ClassifierResource, WarehouseResource
 
 BASELINE = "baseline_original"
 BASELINE_OWN_SPLIT = "baseline_original_random_split"
@@ -54,7 +53,7 @@ BASELINE_OWN_SPLIT = "baseline_original_random_split"
 @dg.asset(
     group_name="model",
     kinds={"numpy", "sklearn"},
-    deps=["expression", sample_splits],
+    deps=["expression", "sample_splits"],
     description=(
         "The classifier's feature space, fitted on train samples only and without labels: the "
         "most variable genes (streamed variance over train rows), standardized, then a seeded "
@@ -99,7 +98,7 @@ def sample_features(warehouse: WarehouseResource) -> dg.MaterializeResult:
 @dg.asset(
     group_name="model",
     kinds={"sklearn"},
-    deps=[sample_features, sample_labels, sample_splits],
+    deps=[sample_features, "sample_labels", "sample_splits"],
     description=(
         "Multi-label Random Forest on the train split (class weights balanced per bootstrap "
         "sample), with per-label decision thresholds tuned for F1 on the validation split; "
@@ -355,9 +354,11 @@ def predictions(warehouse: WarehouseResource) -> dg.MaterializeResult:
         "[0, 1], one row per label for each sample, and predictions only for unlabelled samples."
     ),
 )
-def predictions_are_valid(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+def predictions_are_valid(
+    warehouse: WarehouseResource, check_queries: CheckQueryResource
+) -> dg.AssetCheckResult:
     store = warehouse.get()
-    profile = check_query(
+    profile = check_queries.frame(
         "prediction_profile",
         predictions_file=str(store.table_path(PREDICTIONS_TABLE)),
         labels_file=str(store.table_path(SAMPLE_LABELS_TABLE)),

@@ -2,13 +2,6 @@
 
 import dagster as dg
 
-from dagster_project.augmentation import gan_evaluation, synthetic_samples
-from dagster_project.labels import sample_labels, sample_splits
-from dagster_project.metrics import expression_by_gene, gene_coexpression, gene_metrics
-from dagster_project.model import model_evaluation, predictions
-from dagster_project.normalized import expression
-from dagster_project.raw import genes, source_release
-from dagster_project.reference import qn_target
 from dagster_project.resources import DuckDBCatalogResource
 
 EXAMPLE_QUERY = "SELECT count(*) AS n_rows, sum(count) AS total FROM counts"
@@ -18,21 +11,21 @@ EXAMPLE_QUERY = "SELECT count(*) AS n_rows, sum(count) AS total FROM counts"
     group_name="catalog",
     kinds={"duckdb"},
     deps=[
-        source_release,
-        genes,
+        "source_release",
+        "genes",
         "samples",
         "counts",
-        qn_target,
-        expression,
-        expression_by_gene,
-        gene_metrics,
-        gene_coexpression,
-        sample_labels,
-        sample_splits,
-        predictions,
-        model_evaluation,
-        synthetic_samples,
-        gan_evaluation,
+        "qn_target",
+        "expression",
+        "expression_by_gene",
+        "gene_metrics",
+        "gene_coexpression",
+        "sample_labels",
+        "sample_splits",
+        "predictions",
+        "model_evaluation",
+        "synthetic_samples",
+        "gan_evaluation",
     ],
     pool="duckdb_catalog",
     description=(

@@ -14,8 +14,13 @@ from archs4.labels import (
     read_truth_table,
 )
 from archs4.splits import mark_training_set, split_by_study, split_label_counts, study_groups
-from dagster_project.quality import blocking_check, check_query, validate
-from dagster_project.resources import ClassifierResource, LabelSourcesResource, WarehouseResource
+from dagster_project.quality import blocking_check, validate
+from dagster_project.resources import (
+    CheckQueryResource,
+    ClassifierResource,
+    LabelSourcesResource,
+    WarehouseResource,
+)
 
 
 @dg.asset(
@@ -146,9 +151,11 @@ def sample_labels_are_valid(warehouse: WarehouseResource) -> dg.AssetCheckResult
         "in the training set."
     ),
 )
-def sample_splits_are_valid(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+def sample_splits_are_valid(
+    warehouse: WarehouseResource, check_queries: CheckQueryResource
+) -> dg.AssetCheckResult:
     store = warehouse.get()
-    profile = check_query(
+    profile = check_queries.frame(
         "split_profile",
         splits_file=str(store.table_path(SAMPLE_SPLITS_TABLE)),
         labels_file=str(store.table_path(SAMPLE_LABELS_TABLE)),

@@ -18,10 +18,10 @@ from archs4.preflight import check_inputs
 from archs4.releases import Fingerprint, ReleaseRecord, write_release_info, write_release_record
 from archs4.sample_fields import SAMPLES_LAYOUT_VERSION, SAMPLES_SCHEMA
 from dagster_project.partitions import BLOCK_POOL, SAMPLE_BLOCKS, sample_blocks
-from dagster_project.quality import blocking_check, check_query, parquet_frame, validate
-from dagster_project.reference import gene_lengths
+from dagster_project.quality import blocking_check, parquet_frame, validate
 from dagster_project.resources import (
     Archs4SourceResource,
+    CheckQueryResource,
     GeneAnnotationResource,
     LabelSourcesResource,
     WarehouseResource,
@@ -100,7 +100,7 @@ def source_release(
 @dg.asset(
     group_name="raw",
     kinds={"parquet", "polars"},
-    deps=[source_release, gene_lengths],
+    deps=[source_release, "gene_lengths"],
     description=(
         "The gene dimension: one row per gene of the release (Ensembl id, symbol, biotype) with "
         "its longest-transcript length from the GTF; `has_length` is false for genes the GTF "
@@ -220,12 +220,14 @@ def genes_are_valid(
     ),
 )
 def samples_block_is_valid(
-    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+    context: dg.AssetCheckExecutionContext,
+    warehouse: WarehouseResource,
+    check_queries: CheckQueryResource,
 ) -> dg.AssetCheckResult:
     store = warehouse.get()
     block = context.partition_key
     frame = parquet_frame(store.block_path(SAMPLES_DATASET, block))
-    duplicates = check_query(
+    duplicates = check_queries.frame(
         "gsm_in_other_blocks", samples_glob=store.dataset_glob(SAMPLES_DATASET), block=block
     ).to_dict("records")
     result = validate(
@@ -254,11 +256,13 @@ def samples_block_is_valid(
     ),
 )
 def counts_block_is_valid(
-    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+    context: dg.AssetCheckExecutionContext,
+    warehouse: WarehouseResource,
+    check_queries: CheckQueryResource,
 ) -> dg.AssetCheckResult:
     store = warehouse.get()
     block = context.partition_key
-    profile = check_query(
+    profile = check_queries.frame(
         "counts_block_profile",
         counts_file=str(store.block_path(COUNTS_DATASET, block)),
         samples_file=str(store.block_path(SAMPLES_DATASET, block)),

@@ -25,10 +25,9 @@ from archs4.datasets import (
 from archs4.metrics_table import compute_gene_metrics
 from archs4.progress import Progress
 from archs4.warehouse import Warehouse
-from dagster_project.normalized import expression
 from dagster_project.plots import metrics_figure_markdown
-from dagster_project.quality import blocking_check, check_query, validate
-from dagster_project.resources import CoexpressionResource, WarehouseResource
+from dagster_project.quality import blocking_check, validate
+from dagster_project.resources import CheckQueryResource, CoexpressionResource, WarehouseResource
 
 TOP_GENES = 10
 
@@ -47,7 +46,7 @@ def _n_samples(store) -> int:
 @dg.asset(
     group_name="normalized",
     kinds={"parquet"},
-    deps=[expression],
+    deps=["expression"],
     description=(
         "The same rows as `expression`, clustered by gene: files by gene chunk, all samples of "
         "a gene together, ordered by gene then sample. A one-gene query reads one row group "
@@ -211,9 +210,11 @@ def _strongest_pairs(store: Warehouse, table: pa.Table) -> str:
         "same per-gene row counts and sums (sql/checks/expression_by_gene_matches.sql)."
     ),
 )
-def expression_by_gene_matches_expression(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+def expression_by_gene_matches_expression(
+    warehouse: WarehouseResource, check_queries: CheckQueryResource
+) -> dg.AssetCheckResult:
     store = warehouse.get()
-    mismatches = check_query(
+    mismatches = check_queries.frame(
         "expression_by_gene_matches",
         blocks_glob=store.dataset_glob(EXPRESSION_DATASET),
         chunks_glob=store.dataset_glob(EXPRESSION_BY_GENE_DATASET, "chunk"),
@@ -261,10 +262,12 @@ SPOT_GENES = 3
     ),
 )
 def gene_coexpression_is_valid(
-    warehouse: WarehouseResource, coexpression: CoexpressionResource
+    warehouse: WarehouseResource,
+    coexpression: CoexpressionResource,
+    check_queries: CheckQueryResource,
 ) -> dg.AssetCheckResult:
     store = warehouse.get()
-    profile = check_query(
+    profile = check_queries.frame(
         "gene_coexpression_profile", table=str(store.table_path(COEXPRESSION_TABLE))
     )
     k = min(coexpression.top_k, len(profile) - 1)
