@@ -597,7 +597,7 @@ def _method_scores(
     train rows plus the method's added rows, tuned on validation, scored on test."""
     started = time.perf_counter()
     train, validation, test = setup.train, setup.validation, setup.test
-    extra = _added_rows(
+    extra = added_rows(
         method,
         trained,
         train,
@@ -682,7 +682,7 @@ def _all_rare_rows(
     return rows
 
 
-def _added_rows(
+def added_rows(
     method: str,
     trained: TrainedGan,
     train: LabelledRows,

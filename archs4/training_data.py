@@ -6,10 +6,11 @@ baseline), after a streamed per-gene variance over the train rows has chosen the
 memory is (rows asked for) x (genes kept), never the whole layer; every sample's features are
 computed block by block with the fitted feature space.
 
-Everything the model and augmentation assets read from the warehouse comes through here: a
+What the model and augmentation assets read beyond one plain table comes through here: a
 split's samples, the labelled samples as a multi-hot matrix, every sample's features, the
-feature space, the GAN and its side file, and the synthetic rows, so no asset module reads a
-table itself or imports another asset module's helpers.
+feature space, the GAN and its side file, and the synthetic rows; a plain table is
+`Warehouse.read_table`. So no asset module parses warehouse files itself or imports another
+asset module's helpers.
 """
 
 from __future__ import annotations

@@ -32,8 +32,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
 
+import duckdb
 import fsspec
 import numpy as np
+import pandas as pd
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -169,6 +171,18 @@ class Warehouse:
     def read_table(self, table: str) -> pl.DataFrame:
         """An unpartitioned table (a name of `archs4.datasets`) as a Polars frame."""
         return pl.read_parquet(str(self.table_path(table)))
+
+    def read_pandas(self, path: UPath) -> pd.DataFrame:
+        """A whole Parquet file (a dimension table, a block of `samples`) as pandas, read by
+        DuckDB: the dtypes the GX suites of the checks are written against."""
+        return duckdb.sql("SELECT * FROM read_parquet($path)", params={"path": str(path)}).df()
+
+    def count_samples(self, dataset: str) -> int:
+        """Distinct `sample_idx` over every block of a partitioned dataset."""
+        return duckdb.sql(
+            "SELECT count(DISTINCT sample_idx) FROM read_parquet($glob)",
+            params={"glob": self.dataset_glob(dataset)},
+        ).fetchall()[0][0]
 
     def read_dataset(self, dataset: str, columns: list[str]) -> pl.DataFrame:
         """`columns` of every block of a partitioned dataset (e.g. `raw/samples`)."""

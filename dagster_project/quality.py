@@ -6,7 +6,6 @@ from collections.abc import Callable
 from typing import Any
 
 import dagster as dg
-import duckdb
 import pandas as pd
 
 from archs4.check_failures import record_check_outcome
@@ -73,8 +72,3 @@ def validate(
     frame: pd.DataFrame, suite: str, parameters: dict[str, Any] | None = None, **extra: Any
 ) -> dg.AssetCheckResult:
     return check_result(validate_frame(frame, suite, parameters), **extra)
-
-
-def parquet_frame(path: object) -> pd.DataFrame:
-    """A whole Parquet file (a dimension table or a small result) as a DataFrame."""
-    return duckdb.sql("SELECT * FROM read_parquet($path)", params={"path": str(path)}).df()

@@ -2,7 +2,6 @@
 each gene's most co-expressed genes."""
 
 import dagster as dg
-import duckdb
 import numpy as np
 import polars as pl
 import pyarrow as pa
@@ -36,13 +35,6 @@ def _genes_with_length(store) -> pl.DataFrame:
     return store.read_table(GENES_TABLE).filter(pl.col("has_length"))
 
 
-def _n_samples(store) -> int:
-    return duckdb.sql(
-        "SELECT count(DISTINCT sample_idx) FROM read_parquet($glob)",
-        params={"glob": store.dataset_glob(EXPRESSION_DATASET)},
-    ).fetchall()[0][0]
-
-
 @dg.asset(
     group_name="normalized",
     kinds={"parquet"},
@@ -59,7 +51,7 @@ def expression_by_gene(
     store = warehouse.get()
     blocks = store.blocks_present(EXPRESSION_DATASET)
     genes = _genes_with_length(store)
-    n_samples = _n_samples(store)
+    n_samples = store.count_samples(EXPRESSION_DATASET)
     gene_idx = genes["gene_idx"].to_numpy()
     progress = Progress(
         "expression_by_gene: gene chunk",
@@ -238,7 +230,7 @@ def expression_by_gene_matches_expression(
 def gene_metrics_are_valid(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     store = warehouse.get()
     frame = store.read_table(GENE_METRICS_TABLE).to_pandas()
-    n_samples = _n_samples(store)
+    n_samples = store.count_samples(EXPRESSION_DATASET)
     return validate(
         frame,
         "gene_metrics",

@@ -11,6 +11,8 @@ from sklearn.metrics import precision_recall_curve
 
 from archs4.blocks import read_registry
 from archs4.classifier import (
+    OVERALL_METRICS,
+    PER_LABEL_METRICS,
     baseline_original,
     evaluate,
     evaluate_model_on_rows,
@@ -373,8 +375,7 @@ def predictions_are_valid(
 def model_evaluation_is_complete(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     store = warehouse.get()
     frame = store.read_table(MODEL_EVALUATION_TABLE)
-    required = {"f1_samples", "f1_micro", "f1_macro", "hamming_loss"}
-    per_label = {"precision", "recall", "f1", "average_precision"}
+    required, per_label = set(OVERALL_METRICS), set(PER_LABEL_METRICS)
     missing = []
     for model_name in frame["model"].unique().to_list():
         rows = frame.filter(pl.col("model") == model_name)

@@ -114,9 +114,7 @@ def expression_block_is_valid(
         method=method,
         recomputed_samples=recomputed,
     )
-    n_with_length = (
-        pl.scan_parquet(genes_file).filter(pl.col("has_length")).select(pl.len()).collect().item()
-    )
+    n_with_length = store.read_table(GENES_TABLE).filter(pl.col("has_length")).height
     return validate(
         profile,
         "expression_block_profile",

@@ -18,7 +18,7 @@ from archs4.preflight import check_inputs
 from archs4.releases import Fingerprint, ReleaseRecord, write_release_info, write_release_record
 from archs4.sample_fields import SAMPLES_LAYOUT_VERSION, SAMPLES_SCHEMA
 from dagster_project.partitions import BLOCK_POOL, SAMPLE_BLOCKS, sample_blocks
-from dagster_project.quality import blocking_check, parquet_frame, validate
+from dagster_project.quality import blocking_check, validate
 from dagster_project.resources import (
     Archs4SourceResource,
     CheckQueryResource,
@@ -203,7 +203,7 @@ def genes_are_valid(
     source: Archs4SourceResource, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
     store = warehouse.get()
-    frame = parquet_frame(store.table_path(GENES_TABLE))
+    frame = store.read_pandas(store.table_path(GENES_TABLE))
     with source.open() as release:
         n_genes = release.info.n_genes
     return validate(frame, "genes", {"n_genes": n_genes})
@@ -226,7 +226,7 @@ def samples_block_is_valid(
 ) -> dg.AssetCheckResult:
     store = warehouse.get()
     block = context.partition_key
-    frame = parquet_frame(store.block_path(SAMPLES_DATASET, block))
+    frame = store.read_pandas(store.block_path(SAMPLES_DATASET, block))
     duplicates = check_queries.frame(
         "gsm_in_other_blocks", samples_glob=store.dataset_glob(SAMPLES_DATASET), block=block
     ).to_dict("records")

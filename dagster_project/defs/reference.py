@@ -1,7 +1,6 @@
 """Reference layer: gene lengths from GENCODE and the frozen quantile-normalization target."""
 
 import dagster as dg
-import duckdb
 import numpy as np
 from pydantic import Field
 
@@ -130,8 +129,6 @@ def gene_lengths_are_valid(warehouse: WarehouseResource) -> dg.AssetCheckResult:
 )
 def qn_target_is_valid(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     store = warehouse.get()
-    frame = duckdb.sql(
-        "SELECT * FROM read_parquet($path) ORDER BY rank",
-        params={"path": str(store.table_path(QN_TARGET_TABLE))},
-    ).df()
+    frame = store.read_pandas(store.table_path(QN_TARGET_TABLE))
+    frame = frame.sort_values("rank", ignore_index=True)
     return validate(frame, "qn_target", {"n_genes": stored_gene_count(store)})
