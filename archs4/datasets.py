@@ -32,6 +32,7 @@ MODEL_EVALUATION_TABLE = "model/model_evaluation"
 SYNTHETIC_SAMPLES_TABLE = "model/synthetic_samples"
 AUGMENTED_TRAINING_TABLE = "model/augmented_training_set"
 GAN_EVALUATION_TABLE = "model/gan_evaluation"
+AUGMENTATION_CURVE_TABLE = "model/augmentation_curve"
 
 # -- Other files (paths under the root) -----------------------------------------------------
 RELEASE_RECORD = "raw/release.json"
@@ -89,6 +90,7 @@ CATALOG_DATASETS: tuple[Dataset, ...] = (
     Dataset(MODEL_EVALUATION_TABLE, "model_evaluation"),
     Dataset(SYNTHETIC_SAMPLES_TABLE, "synthetic_samples"),
     Dataset(GAN_EVALUATION_TABLE, "gan_evaluation"),
+    Dataset(AUGMENTATION_CURVE_TABLE, "augmentation_curve"),
 )
 
 

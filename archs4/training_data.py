@@ -22,6 +22,7 @@ import numpy as np
 import polars as pl
 
 from archs4.augmentation import LabelledRows
+from archs4.augmentation_curve import TrainStudies
 from archs4.datasets import (
     EXPRESSION_DATASET,
     FEATURE_SPACE_FILE,
@@ -30,6 +31,7 @@ from archs4.datasets import (
     SAMPLE_FEATURES_TABLE,
     SAMPLE_LABELS_TABLE,
     SAMPLE_SPLITS_TABLE,
+    SAMPLES_DATASET,
     SYNTHETIC_SAMPLES_TABLE,
 )
 from archs4.features import FeatureSpace, fit_feature_space
@@ -245,3 +247,27 @@ def synthetic_rows(warehouse: Warehouse, names: list[str], n_features: int) -> L
     labels = np.zeros((wide.height, len(names)), dtype=np.int8)
     labels[np.arange(wide.height), [names.index(label) for label in wide["label"]]] = 1
     return LabelledRows(wide.select(feature_names(warehouse)).to_numpy(), labels)
+
+
+def train_studies(warehouse: Warehouse) -> TrainStudies:
+    """The train rows with each row's study group (`sample_splits.group`) and the number of
+    studies (distinct GSE ids) its group spans, for the augmentation curve's draws."""
+    _, sample_idx, features, labels = features_and_labels(warehouse, "train")
+    splits = warehouse.read_table(SAMPLE_SPLITS_TABLE).select("sample_idx", "group")
+    series = warehouse.read_dataset(SAMPLES_DATASET, ["sample_idx", "series_id"])
+    spans = (
+        splits.join(series, on="sample_idx")
+        .with_columns(pl.col("series_id").fill_null("").str.split(","))
+        .explode("series_id")
+        .with_columns(pl.col("series_id").str.strip_chars())
+        .group_by("group")
+        .agg(pl.col("series_id").filter(pl.col("series_id") != "").n_unique().alias("n_studies"))
+    )
+    rows = pl.DataFrame({"sample_idx": sample_idx}).join(
+        splits.join(spans, on="group"), on="sample_idx", how="left", maintain_order="left"
+    )
+    return TrainStudies(
+        LabelledRows(features, labels),
+        rows["group"].to_numpy(),
+        np.maximum(rows["n_studies"].to_numpy(), 1),
+    )

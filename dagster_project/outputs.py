@@ -59,6 +59,9 @@ ASSET_OUTPUTS: dict[str, AssetOutputs] = {
     ),
     "rf_gan_augmented": AssetOutputs(files=classifier_files(d.GAN_AUGMENTED_MODEL), frozen=True),
     "gan_evaluation": AssetOutputs(files=(table_file(d.GAN_EVALUATION_TABLE),), frozen=True),
+    "augmentation_curve": AssetOutputs(
+        files=(table_file(d.AUGMENTATION_CURVE_TABLE),), frozen=True
+    ),
     "warehouse_catalog": AssetOutputs(files=(d.CATALOG_FILE,)),
 }
 

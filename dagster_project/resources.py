@@ -119,6 +119,18 @@ class AugmentationResource(dg.ConfigurableResource):
     )
     evaluation_seeds: int = Field(default=3, description="Seeds of the usefulness comparison.")
     evaluation_trees: int = Field(default=100, description="Trees of each compared forest.")
+    curve_labels: str = Field(
+        default="brain",
+        description="Labels of `augmentation_curve`: `brain`, or `rare` (brain and every rare "
+        "label).",
+    )
+    curve_n_real: list[int] = Field(
+        default=[5, 10, 20, 50],
+        description="Real train rows of the label kept at each point (all of them is added).",
+    )
+    curve_seeds: int = Field(default=3, description="Seeds of each point of the curve.")
+    curve_gan_epochs: int = Field(default=60, description="Epochs of each GAN of the curve.")
+    curve_trees: int = Field(default=100, description="Trees of each forest of the curve.")
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -225,7 +237,12 @@ def resources_from_settings(settings: Settings) -> dict[str, dg.ConfigurableReso
         ),
         "warehouse": WarehouseResource(root=root, gene_chunk_values=settings.gene_chunk_values),
         "label_sources": label_sources(settings),
-        "augmentation": AugmentationResource(epochs=settings.gan_epochs),
+        "augmentation": AugmentationResource(
+            epochs=settings.gan_epochs,
+            curve_labels=settings.curve_labels,
+            curve_seeds=settings.curve_seeds,
+            curve_gan_epochs=settings.curve_gan_epochs,
+        ),
         "classifier": ClassifierResource(
             n_estimators=settings.rf_trees, max_train_samples=settings.max_train_samples
         ),

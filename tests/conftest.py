@@ -40,7 +40,10 @@ def resources_for(source: Path, gtf: Path, root: Path, method: str = "divide") -
         "catalog": DuckDBCatalogResource(warehouse_root=str(root)),
         "label_sources": LabelSourcesResource(),
         "classifier": ClassifierResource(n_estimators=100),
-        "augmentation": AugmentationResource(evaluation_trees=30),
+        # The smallest curve that still has two points and two seeds (the default: ~12 min).
+        "augmentation": AugmentationResource(
+            evaluation_trees=30, curve_n_real=[5], curve_seeds=2, curve_gan_epochs=5, curve_trees=20
+        ),
         "check_queries": CheckQueryResource(),
     }
 

@@ -2,6 +2,7 @@
 training set, the Random Forest retrained on it, and an honest evaluation of all of it."""
 
 import json
+import time
 
 import dagster as dg
 import matplotlib.pyplot as plt
@@ -10,14 +11,18 @@ import pandas as pd
 import polars as pl
 
 from archs4.augmentation import (
+    METHODS,
     LabelledRows,
     evaluate_augmentation,
     projection_2d,
     rows_to_add,
     synthetic_samples_frame,
 )
+from archs4.augmentation_curve import CurveConfig, TrainStudies, curve_problems, curve_table
+from archs4.augmentation_curve import augmentation_curve as compute_augmentation_curve
 from archs4.classifier import fit_tune_and_save
 from archs4.datasets import (
+    AUGMENTATION_CURVE_TABLE,
     AUGMENTED_TRAINING_TABLE,
     GAN_AUGMENTED_MODEL,
     GAN_EVALUATION_TABLE,
@@ -33,6 +38,7 @@ from archs4.training_data import (
     stored_gan_info,
     synthetic_rows,
     train_rows,
+    train_studies,
 )
 from dagster_project.plots import figure_markdown
 from dagster_project.quality import blocking_check, validate
@@ -368,3 +374,112 @@ def augmented_rows_are_train_only(warehouse: WarehouseResource) -> dg.AssetCheck
         )
     )
     return validate(rows.to_pandas(), "augmented_rows")
+
+
+@dg.asset(
+    group_name="augmentation",
+    kinds={"parquet", "pytorch", "sklearn"},
+    deps=["sample_features", "sample_splits", "samples"],
+    description=(
+        "Learning curves for rare labels (long: label, n_real, method, seed, metric, value): "
+        "the label's real train rows cut to about n_real by whole study groups (fewest studies "
+        "first), then no augmentation, class weights, random oversampling, SMOTE and a GAN "
+        "retrained for each (n_real, seed), scored by the label's F1 and average precision on "
+        "the fixed study-grouped test split. Default: brain, 3 seeds (ARCHS4_CURVE_*)."
+    ),
+)
+def augmentation_curve(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    augmentation: AugmentationResource,
+) -> dg.MaterializeResult:
+    store = warehouse.get()
+    studies = train_studies(store)
+    names, _, validation_features, validation_labels = features_and_labels(store, "validation")
+    _, _, test_features, test_labels = features_and_labels(store, "test")
+    config = _curve_config(augmentation, names, studies)
+    started = time.perf_counter()
+    curve = compute_augmentation_curve(
+        studies,
+        LabelledRows(validation_features, validation_labels),
+        LabelledRows(test_features, test_labels),
+        names,
+        config,
+        progress=context.log.info,
+    )
+    store.write_table(curve.to_arrow(), store.table_path(AUGMENTATION_CURVE_TABLE))
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": curve.height,
+            "labels": ", ".join(config.labels),
+            "seeds": len(config.seeds),
+            "gan_epochs": config.gan.epochs,
+            "seconds": round(time.perf_counter() - started, 1),
+            "mean_f1": dg.MetadataValue.md(curve_table(curve).to_pandas().to_markdown(index=False)),
+            "f1_by_n_real": dg.MetadataValue.md(_curve_plot(curve)),
+        }
+    )
+
+
+def _curve_config(
+    augmentation: AugmentationResource, names: list[str], studies: TrainStudies
+) -> CurveConfig:
+    labels = ["brain"]
+    if augmentation.curve_labels == "rare":
+        rare = rare_labels(
+            studies.rows.labels, names, max_train_fraction=augmentation.rare_fraction
+        )
+        labels += [label for label in rare if label != "brain"]
+    return CurveConfig(
+        labels=tuple(labels),
+        n_real=tuple(augmentation.curve_n_real),
+        seeds=tuple(range(augmentation.curve_seeds)),
+        n_estimators=augmentation.curve_trees,
+        gan=GanConfig(epochs=augmentation.curve_gan_epochs),
+    )
+
+
+def _curve_plot(curve: pl.DataFrame) -> str:
+    """F1 against n_real per method, one panel per label: the mean over seeds and a band from
+    the lowest to the highest seed."""
+    f1 = curve.filter(pl.col("metric") == "f1")
+    labels = f1["label"].unique(maintain_order=True).to_list()
+    figure, panels = plt.subplots(1, len(labels), figsize=(5 * len(labels), 3.4), squeeze=False)
+    for axes, label in zip(panels[0], labels, strict=True):
+        for method in METHODS:
+            points = (
+                f1.filter((pl.col("label") == label) & (pl.col("method") == method))
+                .group_by("n_real")
+                .agg(
+                    pl.col("value").mean().alias("mean"),
+                    pl.col("value").min().alias("low"),
+                    pl.col("value").max().alias("high"),
+                )
+                .sort("n_real")
+            )
+            axes.plot(points["n_real"], points["mean"], marker="o", label=method)
+            axes.fill_between(points["n_real"], points["low"], points["high"], alpha=0.15)
+        axes.set_xscale("log")
+        axes.set_xlabel("real train samples of the label kept (n_real)")
+        axes.set_ylabel(f"{label}: test F1")
+        axes.grid(alpha=0.3)
+    panels[0][0].legend(fontsize=7)
+    figure.tight_layout()
+    return figure_markdown(figure, "augmentation curve")
+
+
+@blocking_check(
+    asset=augmentation_curve,
+    description=(
+        "Every (label, n_real, method, seed) has f1, average_precision, n_real_kept, "
+        "n_studies_kept and rows_added; F1 in [0, 1]; n_real_kept never above the label's "
+        "train count; only the augmenting methods add rows."
+    ),
+)
+def augmentation_curve_is_complete(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    problems = curve_problems(warehouse.get().read_table(AUGMENTATION_CURVE_TABLE))
+    return dg.AssetCheckResult(
+        passed=not problems,
+        description="; ".join(problems[:10]) or "every point complete",
+        metadata={"problems": len(problems)},
+    )

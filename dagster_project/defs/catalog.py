@@ -26,6 +26,7 @@ EXAMPLE_QUERY = "SELECT count(*) AS n_rows, sum(count) AS total FROM counts"
         "model_evaluation",
         "synthetic_samples",
         "gan_evaluation",
+        "augmentation_curve",
     ],
     pool="duckdb_catalog",
     description=(
