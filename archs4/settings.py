@@ -165,11 +165,11 @@ class Settings:
     max_train_samples: int = 20000
     dask_scheduler: str | None = None
     gan_epochs: int = 300
-    # The default curve (brain, 3 seeds, 60-epoch GANs) costs ~12 min on the demo; the full
-    # setting the README reports is ARCHS4_CURVE_LABELS=rare ARCHS4_CURVE_SEEDS=5.
+    # The default curve (brain, 3 seeds, 50-epoch GANs) costs ~12 min on the demo; the full
+    # setting is ARCHS4_CURVE_LABELS=rare ARCHS4_CURVE_SEEDS=5 (README, "Learning curve").
     curve_labels: str = "brain"
     curve_seeds: int = 3
-    curve_gan_epochs: int = 60
+    curve_gan_epochs: int = 50
     sensor_interval: int = 300
     sensor_status: str = "running"
     update_cron: str = "0 3 * * *"

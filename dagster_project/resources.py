@@ -129,7 +129,7 @@ class AugmentationResource(dg.ConfigurableResource):
         description="Real train rows of the label kept at each point (all of them is added).",
     )
     curve_seeds: int = Field(default=3, description="Seeds of each point of the curve.")
-    curve_gan_epochs: int = Field(default=60, description="Epochs of each GAN of the curve.")
+    curve_gan_epochs: int = Field(default=50, description="Epochs of each GAN of the curve.")
     curve_trees: int = Field(default=100, description="Trees of each forest of the curve.")
 
 

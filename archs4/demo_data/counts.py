@@ -20,6 +20,7 @@ import numpy as np
 
 from archs4.demo_data.biosources import _LABEL_INDEX, BIOSOURCES
 from archs4.demo_data.genes import GeneTable
+from archs4.demo_data.realism import DemoRealism
 from archs4.demo_data.samples import SamplePlan
 from archs4.demo_data.streams import _rng, _Stream
 from archs4.demo_data.tables import (
@@ -50,9 +51,10 @@ class _CountModel:
     programs: np.ndarray  # (len(ALL_LABELS), genes) label marker programs
     culture: np.ndarray  # cell-line context (proliferation up, stroma/blood down)
     tissue: np.ndarray  # tissue context (stroma, blood and immune infiltrate up)
+    realism: DemoRealism  # the signal and batch-effect scales
 
 
-def _count_model(genes: GeneTable, seed: int) -> _CountModel:
+def _count_model(genes: GeneTable, seed: int, realism: DemoRealism) -> _CountModel:
     rng = _rng(seed, _Stream.PROGRAMS)
     n = genes.n_h5
     symbols = genes.symbol[:n]
@@ -97,6 +99,7 @@ def _count_model(genes: GeneTable, seed: int) -> _CountModel:
         programs=programs,
         culture=culture,
         tissue=tissue,
+        realism=realism,
     )
 
 
@@ -130,11 +133,14 @@ def _biosource_effect(seed: int, biosource: int, n_genes: int) -> np.ndarray:
     return effect
 
 
-def _study_effects(seed: int, study: int, n_genes: int) -> tuple[np.ndarray, np.ndarray]:
-    """A study's batch effect (per-gene log-normal noise shared by its samples) and the effect
-    of its perturbation (treatment, knockdown or disease) on ~1 % of genes."""
+def _study_effects(
+    seed: int, study: int, n_genes: int, batch_scale: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """A study's batch effect (per-gene log-normal noise shared by its samples, its standard
+    deviation scaled by `batch_scale`) and the effect of its perturbation (treatment,
+    knockdown or disease) on ~1 % of genes."""
     rng = _rng(seed, _Stream.STUDY_EFFECT, study)
-    batch = rng.normal(0.0, rng.uniform(0.15, 0.45), n_genes)
+    batch = rng.normal(0.0, rng.uniform(0.15, 0.45) * batch_scale, n_genes)
     perturbation = np.zeros(n_genes)
     genes = rng.choice(n_genes, size=max(1, round(0.01 * n_genes)), replace=False)
     perturbation[genes] = rng.normal(0.0, 1.0, genes.size)
@@ -154,13 +160,12 @@ def _mean_profile(
     sex) group: abundance x longest-transcript length, normalized to sum to 1."""
     source = BIOSOURCES[biosource]
     log_mean = model.log_base + batch + _biosource_effect(seed, biosource, model.log_base.size)
+    signal = model.realism.label_signal
     for label in source.labels:
-        log_mean = log_mean + model.programs[_LABEL_INDEX[label]]
+        log_mean = log_mean + signal * model.programs[_LABEL_INDEX[label]]
         if label in _RELATED_SYSTEM:
-            log_mean = (
-                log_mean
-                + _RELATED_PROGRAM_WEIGHT * model.programs[_LABEL_INDEX[_RELATED_SYSTEM[label]]]
-            )
+            related = model.programs[_LABEL_INDEX[_RELATED_SYSTEM[label]]]
+            log_mean = log_mean + _RELATED_PROGRAM_WEIGHT * (signal * related)
     log_mean = log_mean + (model.culture if source.kind == "cell_line" else model.tissue)
     if perturbation is not None:
         log_mean = log_mean + perturbation
@@ -201,7 +206,9 @@ def _count_block(
         )
         if key not in profiles:
             if study not in study_effects:
-                study_effects[study] = _study_effects(seed, study, n_genes)
+                study_effects[study] = _study_effects(
+                    seed, study, n_genes, model.realism.study_batch
+                )
             batch, perturbation = study_effects[study]
             profiles[key] = _mean_profile(
                 model,

@@ -15,6 +15,7 @@ from archs4.demo_data.genes import build_gene_table
 from archs4.demo_data.gtf import _write_gtf
 from archs4.demo_data.hdf5 import LAYOUTS, _write_h5
 from archs4.demo_data.label_files import _preview_gene_rows, _write_label_lists, _write_truth
+from archs4.demo_data.realism import DEFAULT_REALISM, DemoRealism
 from archs4.demo_data.samples import plan_samples
 
 
@@ -34,6 +35,7 @@ def write_demo_dataset(
     seed: int = 7,
     layout: str = "v2.6",
     block_size: int = 1000,
+    realism: DemoRealism = DEFAULT_REALISM,
 ) -> DemoPaths:
     """Write the demo ARCHS4 file, its GTF, the true labels and the label download directory.
 
@@ -56,7 +58,7 @@ def write_demo_dataset(
         labels_dir=out_dir / "labels",
     )
     genes = build_gene_table(n_genes, seed)
-    plan = plan_samples(n_samples, seed)
+    plan = plan_samples(n_samples, seed, realism.max_study_share)
     _write_gtf(paths.gtf, genes, seed)
     preview_rows = _preview_gene_rows(genes)
     preview_counts = _write_h5(
@@ -67,6 +69,7 @@ def write_demo_dataset(
         seed=seed,
         block_size=block_size,
         preview_rows=preview_rows,
+        realism=realism,
     )
     _write_truth(paths.truth, plan)
     preview_symbols = [genes.symbol[row] for row in preview_rows]

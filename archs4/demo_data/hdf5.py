@@ -22,6 +22,7 @@ import numpy as np
 from archs4.demo_data.counts import _count_block, _count_model
 from archs4.demo_data.genes import GeneTable
 from archs4.demo_data.metadata_text import _sample_texts
+from archs4.demo_data.realism import DemoRealism
 from archs4.demo_data.samples import SamplePlan
 from archs4.demo_data.streams import _rng, _Stream
 
@@ -91,10 +92,11 @@ def _write_h5(
     seed: int,
     block_size: int,
     preview_rows: Sequence[int],
+    realism: DemoRealism,
 ) -> np.ndarray:
     """Write the HDF5 file; returns the counts of the preview genes (preview genes x samples)."""
     n_genes, n_samples = genes.n_h5, plan.n_samples
-    model = _count_model(genes, seed)
+    model = _count_model(genes, seed, realism)
     aligned = np.zeros(n_samples, dtype=np.int64)
     preview = np.zeros((len(preview_rows), n_samples), dtype=np.uint32)
     chunks = (min(n_genes, _EXPRESSION_CHUNK_ROWS), min(n_samples, _EXPRESSION_CHUNK_COLUMNS))

@@ -71,13 +71,14 @@ class SamplePlan:
         return per_source[self.biosource]
 
 
-def plan_samples(n_samples: int, seed: int) -> SamplePlan:
+def plan_samples(n_samples: int, seed: int, max_study_share: float = 1.0) -> SamplePlan:
     """Studies of heavy-tailed size, their biosources (so that label frequencies follow
-    `_LABEL_SHARE`), accession numbers, dates, conditions and library sizes."""
+    `_LABEL_SHARE`, no study taking over `max_study_share` of a label's samples), accession
+    numbers, dates, conditions and library sizes."""
     rng = _rng(seed, _Stream.STUDIES)
     sizes = _study_sizes(n_samples, rng)
     n_studies = sizes.size
-    sources, informative = _assign_biosources(sizes, rng)
+    sources, informative = _assign_biosources(sizes, rng, max_study_share)
     study_start = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64)
     study = np.repeat(np.arange(n_studies), sizes)
 
@@ -149,7 +150,7 @@ def _study_sizes(n_samples: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def _assign_biosources(
-    sizes: np.ndarray, rng: np.random.Generator
+    sizes: np.ndarray, rng: np.random.Generator, max_study_share: float = 1.0
 ) -> tuple[list[tuple[int, ...]], np.ndarray]:
     """Biosources of each study, filling per-label quotas: the largest studies go first, each to
     a label with room for it (chance in proportion to the room left). Returns the biosources
@@ -157,13 +158,14 @@ def _assign_biosources(
     so every label is discoverable from metadata."""
     share = np.array([_LABEL_SHARE[label] for label in ALL_LABELS])
     room = share / share.sum() * sizes.sum()
+    largest_study = max_study_share * room if max_study_share < 1.0 else np.full_like(room, np.inf)
     by_label = [[b for b, s in enumerate(BIOSOURCES) if label in s.labels] for label in ALL_LABELS]
     named_label = np.zeros(len(ALL_LABELS), dtype=bool)
     sources: list[tuple[int, ...]] = [()] * sizes.size
     informative = np.ones(sizes.size, dtype=bool)
     for study in np.argsort(-sizes, kind="stable"):
         size = int(sizes[study])
-        fits = np.flatnonzero(room >= 0.5 * size)
+        fits = np.flatnonzero((room >= 0.5 * size) & (size <= largest_study))
         if fits.size:
             label = int(rng.choice(fits, p=room[fits] / room[fits].sum()))
         else:
