@@ -5,6 +5,7 @@ frequencies are checked at the default size on the sample plan alone (no counts 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import re
 import subprocess
@@ -29,6 +30,9 @@ from archs4.demo_data import (
     write_demo_dataset,
 )
 from archs4.demo_data.genes import _made_up_symbols
+from archs4.demo_data.realism import ORIGINAL, DemoRealism
+from archs4.demo_data.samples import SamplePlan
+from archs4.demo_data.tables import _LABEL_MARKERS
 
 N_SAMPLES = 300
 N_GENES = 400
@@ -462,3 +466,73 @@ def test_made_up_symbols_stay_unique_beyond_a_biotypes_name_space():
     # snoRNA templates give 759 names; asking for more must neither loop nor repeat one.
     symbols = _made_up_symbols(["snoRNA"] * 900, ["GAPDH"], np.random.default_rng(0))
     assert len(set(symbols)) == 900 and "GAPDH" not in symbols
+
+
+# --- realism ------------------------------------------------------------------------------------
+
+
+def _h5_digest(paths: DemoPaths) -> str:
+    return hashlib.sha256(paths.h5.read_bytes()).hexdigest()
+
+
+# sha256 of `write_demo_dataset(dir, n_samples=300, n_genes=400)`'s HDF5 file as written by the
+# generator before the realism knobs existed (commit c078d7d).
+OLD_DEMO_H5_SHA256 = "654b5c8ccd60598fa91b8b6d86ce8807115111068402e0c790a16d5a59e72627"
+
+
+def test_the_original_realism_is_the_old_demo(tmp_path: Path) -> None:
+    """`ORIGINAL` (1.0 everywhere) is the old demo byte for byte, so its figures stay
+    reproducible; the calibrated default is a different demo."""
+    original = write_demo_dataset(tmp_path / "old", n_samples=300, n_genes=400, realism=ORIGINAL)
+    assert _h5_digest(original) == OLD_DEMO_H5_SHA256
+    calibrated = write_demo_dataset(tmp_path / "new", n_samples=300, n_genes=400)
+    assert _h5_digest(calibrated) != OLD_DEMO_H5_SHA256
+
+
+def test_a_study_share_cap_spreads_each_label_over_more_studies() -> None:
+    def studies_per_label(plan) -> np.ndarray:
+        truth = plan.label_matrix()
+        return np.array([np.unique(plan.study[truth[:, i]]).size for i in range(truth.shape[1])])
+
+    uncapped = plan_samples(4000, 7, max_study_share=1.0)
+    capped = plan_samples(4000, 7, max_study_share=0.25)
+    assert capped.study_size.tolist() == uncapped.study_size.tolist()  # the same studies
+    assert (studies_per_label(capped) >= 4).all()  # no label in fewer than 1 / 0.25 studies
+    assert studies_per_label(capped).sum() > studies_per_label(uncapped).sum()
+    brain = ALL_LABELS.index("brain")
+    assert studies_per_label(capped)[brain] > studies_per_label(uncapped)[brain]
+
+
+def test_batch_effects_and_label_signal_move_the_counts_as_documented(tmp_path: Path) -> None:
+    """A larger study batch spreads the studies' mean profiles apart; no label signal removes
+    the markers' lead."""
+
+    def log_cpm(realism: DemoRealism, name: str) -> tuple[np.ndarray, SamplePlan]:
+        paths = write_demo_dataset(tmp_path / name, n_samples=600, n_genes=600, realism=realism)
+        with h5py.File(paths.h5, "r") as handle:
+            counts = handle["data/expression"][:].astype(np.float64)
+        return np.log1p(counts / counts.sum(axis=0) * 1e6), plan_samples(600, 7, 1.0)
+
+    def between_study_spread(values: np.ndarray, plan: SamplePlan) -> float:
+        means = np.stack([values[:, plan.study == s].mean(axis=1) for s in np.unique(plan.study)])
+        return float(means.std(axis=0).mean())
+
+    base, plan = log_cpm(ORIGINAL, "base")
+    batchy, _ = log_cpm(DemoRealism(study_batch=3.0), "batchy")
+    assert between_study_spread(batchy, plan) > 1.2 * between_study_spread(base, plan)
+    silent, _ = log_cpm(DemoRealism(label_signal=0.0), "silent")
+    genes = build_gene_table(600, 7)
+    row_of = {symbol: g for g, symbol in enumerate(genes.symbol[: genes.n_h5])}
+    truth = plan.label_matrix()
+
+    def marker_lead(values: np.ndarray) -> float:
+        leads = [
+            values[row_of[symbol], truth[:, i]].mean() - values[row_of[symbol], ~truth[:, i]].mean()
+            for i, label in enumerate(ALL_LABELS)
+            if truth[:, i].sum() >= 5
+            for symbol in _LABEL_MARKERS[label].split()
+            if symbol in row_of
+        ]
+        return float(np.mean(leads))
+
+    assert marker_lead(base) > 1.0 and abs(marker_lead(silent)) < 0.5 * marker_lead(base)

@@ -23,6 +23,11 @@ exonic length of the gene's longest transcript (the same lengths the GTF encodes
 ``exp(baseline + label marker programs + cell-line/tissue context + biosource + study batch +
 treatment + sex)``, normalized per sample.
 
+How hard the labels are is set by ``realism`` (``realism.DemoRealism``: label-signal strength,
+study batch-effect size, the largest share of a label one study may hold). The default,
+``CALIBRATED``, puts the original work's random-split against study-split gap at the published
+figure for real compendia; ``ORIGINAL`` is the demo as it was before (byte-identical).
+
 Determinism and scale: every random quantity comes from its own ``numpy.random.default_rng``
 stream keyed by (seed, purpose[, study or sample index]), never by Python's ``hash``. A sample's
 counts come from its own stream, so they do not depend on ``block_size`` or on the other
@@ -34,6 +39,7 @@ Modules, in the order the data flow through them:
 
 * ``tables``: the label names (from ``assets/label_vocabulary.yaml``) and the data tables
   (``assets/demo/*.yaml``: label shares, cell-line and tissue spellings, genes, text pools);
+* ``realism``: the knobs of label signal, batch effects and study spread, and their presets;
 * ``streams``: the random stream of each purpose;
 * ``biosources``: the tissues and cell lines studies profile, and their true labels;
 * ``samples``: the sample plan (studies, biosources, conditions, accessions, library sizes);
@@ -49,17 +55,21 @@ from archs4.demo_data.dataset import DemoPaths, write_demo_dataset
 from archs4.demo_data.gene_models import TranscriptModel
 from archs4.demo_data.genes import GeneTable, build_gene_table
 from archs4.demo_data.hdf5 import LAYOUTS
+from archs4.demo_data.realism import CALIBRATED, ORIGINAL, DemoRealism
 from archs4.demo_data.samples import SamplePlan, label_sample_counts, plan_samples
 from archs4.demo_data.tables import ALL_LABELS, CELL_LINE_LABELS, TISSUE_LABELS
 
 __all__ = [
     "ALL_LABELS",
     "BIOSOURCES",
+    "CALIBRATED",
     "CELL_LINE_LABELS",
     "LAYOUTS",
+    "ORIGINAL",
     "TISSUE_LABELS",
     "Biosource",
     "DemoPaths",
+    "DemoRealism",
     "GeneTable",
     "SamplePlan",
     "TranscriptModel",

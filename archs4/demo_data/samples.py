@@ -16,6 +16,7 @@ from datetime import date, timedelta
 import numpy as np
 
 from archs4.demo_data.biosources import _LABEL_INDEX, BIOSOURCES
+from archs4.demo_data.realism import DEFAULT_REALISM
 from archs4.demo_data.streams import _rng, _Stream
 from archs4.demo_data.tables import (
     _FEMALE_LINE_LABELS,
@@ -71,7 +72,9 @@ class SamplePlan:
         return per_source[self.biosource]
 
 
-def plan_samples(n_samples: int, seed: int, max_study_share: float = 1.0) -> SamplePlan:
+def plan_samples(
+    n_samples: int, seed: int, max_study_share: float = DEFAULT_REALISM.max_study_share
+) -> SamplePlan:
     """Studies of heavy-tailed size, their biosources (so that label frequencies follow
     `_LABEL_SHARE`, no study taking over `max_study_share` of a label's samples), accession
     numbers, dates, conditions and library sizes."""
