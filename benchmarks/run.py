@@ -66,11 +66,12 @@ STAGE_ORDER = [
     "features",
     "classifier",
     "gan_training",
+    "curve_point",
     # Last: what the build stages left on disk.
     "disk",
 ]
 # The model stages see 50 features per sample whatever the number of genes.
-GENE_INDEPENDENT = {"classifier", "gan_training"}
+GENE_INDEPENDENT = {"classifier", "gan_training", "curve_point"}
 SCALING_STAGES = [
     "plain_read",
     "ingest",

@@ -400,6 +400,36 @@ def gan_training(_source: Path, warehouse: Warehouse, _block_size: int) -> dict:
     return {"train_rows": int(train_features.shape[0]), "epochs": trained.config.epochs}
 
 
+def curve_point(_source: Path, warehouse: Warehouse, _block_size: int) -> dict:
+    """One point of `augmentation_curve` at its default cost (a GAN of the default curve epochs
+    on the training set, then the five methods' 100-tree forests), for the most frequent label
+    with all its rows. Its cost is bounded like the GAN's; the default curve is about 15 such
+    points. A quarter of the training rows stand in for validation and test: the stage times
+    the work, it does not score it."""
+    from archs4.augmentation import LabelledRows
+    from archs4.augmentation_curve import CurveConfig, TrainStudies, augmentation_curve
+    from archs4.gan import GanConfig
+    from archs4.settings import Settings
+
+    features, labels = _training_set(warehouse)
+    held_out = np.arange(features.shape[0]) % 4 == 0
+    train = LabelledRows(features[~held_out].astype(np.float32), labels[~held_out])
+    rows = np.arange(train.n_rows)
+    studies = TrainStudies(train, group=rows, n_studies=np.ones_like(rows))
+    names = [f"label_{i}" for i in range(labels.shape[1])]
+    label = names[int(np.argmax(train.labels.sum(axis=0)))]
+    config = CurveConfig(
+        labels=(label,),
+        n_real=(),
+        seeds=(0,),
+        gan=GanConfig(epochs=Settings().curve_gan_epochs),
+    )
+    held = LabelledRows(features[held_out].astype(np.float32), labels[held_out])
+    curve = augmentation_curve(studies, held, held, names, config)
+    points = curve.select("n_real", "seed").unique().height
+    return {"train_rows": train.n_rows, "points": points, "gan_epochs": config.gan.epochs}
+
+
 def kernel_vs_qnorm(_source: Path, warehouse: Warehouse, _block_size: int) -> dict:
     """Per-block normalization kernel against qnorm on the same block, single core."""
     import qnorm
@@ -449,6 +479,7 @@ STAGES = {
     "features": features,
     "classifier": classifier,
     "gan_training": gan_training,
+    "curve_point": curve_point,
     "disk": disk,
 }
 
