@@ -260,3 +260,27 @@ def test_gan_evaluation_is_complete_and_computed(demo):
     assert 0.5 <= metrics[("ALL_RARE", "c2st_auroc")] <= 1
     assert dict(synthetic) == {k: v for k, v in info["rows_per_label"].items() if v}
     assert "rf_gan_augmented" in models
+
+
+def test_augmentation_curve_draws_few_studies_at_few_real_rows(demo):
+    """The curve on the demo (the tests' small setting: n_real 5 and all, 2 seeds): every
+    method at both levels, and at 5 real rows fewer rows and fewer studies of brain than at
+    all of them (whole studies, so "5" may keep a little more when no study is that small)."""
+    _, root, _, _ = demo
+    with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as connection:
+        rows = connection.sql(
+            "SELECT n_real, method, seed, metric, value FROM augmentation_curve "
+            "WHERE label = 'brain'"
+        ).pl()
+    levels = sorted(rows["n_real"].unique().to_list())
+    assert len(levels) == 2 and levels[0] == 5
+    assert rows.select("method").unique().height == 5 and rows["seed"].n_unique() == 2
+    kept = {
+        (metric, level): rows.filter((pl.col("metric") == metric) & (pl.col("n_real") == level))[
+            "value"
+        ].max()
+        for metric in ("n_real_kept", "n_studies_kept")
+        for level in levels
+    }
+    assert kept[("n_real_kept", 5)] < kept[("n_real_kept", levels[1])] == levels[1]
+    assert kept[("n_studies_kept", 5)] < kept[("n_studies_kept", levels[1])]
