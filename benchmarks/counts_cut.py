@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from archs4.blocks import block_plans, read_registry
 from archs4.datasets import COUNTS_DATASET
-from archs4.demo_data import write_demo_dataset
+from archs4.demo_data import ORIGINAL, write_demo_dataset
 from archs4.ingest import ingest_block, register_release
 from archs4.warehouse import Warehouse
 from benchmarks.run import RESULTS, WORK, machine
@@ -50,7 +50,9 @@ def best_seconds(connection: duckdb.DuckDBPyConnection, query: str) -> float:
 
 
 def measure(n_samples: int, work: Path) -> dict:
-    write_demo_dataset(work / "data", n_samples=n_samples, n_genes=N_GENES, seed=3)
+    write_demo_dataset(
+        work / "data", n_samples=n_samples, n_genes=N_GENES, seed=3, realism=ORIGINAL
+    )
     by_sample, by_gene = Warehouse.at(work / "by_sample"), Warehouse.at(work / "by_gene")
     register_release(by_sample, work / "data" / "human_gene_v2.6_demo.h5", BLOCK_SIZE)
     for plan in block_plans(read_registry(by_sample)):

@@ -27,7 +27,7 @@ import dagster as dg
 import duckdb
 import psutil
 
-from archs4.demo_data import write_demo_dataset
+from archs4.demo_data import ORIGINAL, write_demo_dataset
 from benchmarks.disk import layer_bytes
 from benchmarks.run import RESULTS, WORK, machine
 
@@ -156,7 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         shutil.rmtree(work, ignore_errors=True)
         started = time.perf_counter()
-        write_demo_dataset(demo, n_samples=args.samples, n_genes=args.genes, seed=args.seed)
+        write_demo_dataset(
+            demo, n_samples=args.samples, n_genes=args.genes, seed=args.seed, realism=ORIGINAL
+        )
         generate_seconds = round(time.perf_counter() - started, 1)
     env = environment(work, demo)
     wall, peak, code = run_pipeline(env, work / "make_run.log")
