@@ -23,7 +23,7 @@ from archs4.gene_lookup import GeneLookupError
 
 pytestmark = pytest.mark.slow  # the session's demo warehouse
 
-SEARCH_TERMS = ["liver", "BRAIN", "hela", "t[- ]?cell", "fibroblast|keratinocyte"]
+SEARCH_TERMS = ["liver", "CORTEX", "hela", "t[- ]?cell", "fibroblast|keratinocyte"]
 
 
 @pytest.fixture(scope="module")
