@@ -118,6 +118,9 @@ def augmentation_curve(
     for label in config.labels:
         column = names.index(label)
         full_count = int(studies.rows.labels[:, column].sum())
+        if full_count == 0:  # nothing to cut or to augment: the label has no curve
+            report(f"augmentation curve {label}: no train row carries it, skipped")
+            continue
         for n_real in [*(n for n in config.n_real if n < full_count), None]:
             for seed in config.seeds:
                 point = CurvePoint(label, column, full_count, n_real, seed)

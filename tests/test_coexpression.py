@@ -29,7 +29,11 @@ from archs4.coexpression import (
 from archs4.datasets import COEXPRESSION_TABLE
 from archs4.warehouse import Warehouse
 from dagster_project.defs.metrics import gene_coexpression_is_valid
-from dagster_project.resources import CoexpressionResource, WarehouseResource
+from dagster_project.resources import (
+    CheckQueryResource,
+    CoexpressionResource,
+    WarehouseResource,
+)
 
 ATOL = 1e-6
 
@@ -227,9 +231,11 @@ def test_the_profile_check_passes_the_stored_table_and_fails_a_broken_one(
 ) -> None:
     root = reference[0]
     stored = pq.read_table(root / f"{COEXPRESSION_TABLE}.parquet")
-    coexpression = CoexpressionResource()
+    coexpression, queries = CoexpressionResource(), CheckQueryResource()
     assert gene_coexpression_is_valid(
-        warehouse=WarehouseResource(root=str(root)), coexpression=coexpression
+        warehouse=WarehouseResource(root=str(root)),
+        coexpression=coexpression,
+        check_queries=queries,
     ).passed
     frame = stored.to_pandas()
     frame.loc[0, "partner_gene_idx"] = frame.loc[0, "gene_idx"]  # its own partner
@@ -242,7 +248,9 @@ def test_the_profile_check_passes_the_stored_table_and_fails_a_broken_one(
     broken.parent.mkdir(parents=True)
     pq.write_table(type(stored).from_pandas(frame, preserve_index=False), broken)
     result = gene_coexpression_is_valid(
-        warehouse=WarehouseResource(root=str(tmp_path)), coexpression=coexpression
+        warehouse=WarehouseResource(root=str(tmp_path)),
+        coexpression=coexpression,
+        check_queries=queries,
     )
     assert not result.passed
     failed = result.description or ""

@@ -475,6 +475,9 @@ BAD_VALUES: list[tuple[str, str, tuple[str, ...] | None]] = [
     ("ARCHS4_RF_TREES", "x", None),
     ("ARCHS4_MAX_TRAIN_SAMPLES", "0", None),
     ("ARCHS4_GAN_EPOCHS", "  ", ()),  # blank is a value; empty (`VAR=`) means unset
+    ("ARCHS4_CURVE_LABELS", "all", None),
+    ("ARCHS4_CURVE_SEEDS", "0", None),
+    ("ARCHS4_CURVE_GAN_EPOCHS", "1e2", None),
     ("ARCHS4_SENSOR_INTERVAL", "soon", None),
     ("ARCHS4_SENSOR_STATUS", "paused", None),
     ("ARCHS4_UPDATE_CRON", "daily", None),

@@ -415,10 +415,16 @@ def augmentation_curve(
             "seeds": len(config.seeds),
             "gan_epochs": config.gan.epochs,
             "seconds": round(time.perf_counter() - started, 1),
-            "mean_f1": dg.MetadataValue.md(curve_table(curve).to_pandas().to_markdown(index=False)),
-            "f1_by_n_real": dg.MetadataValue.md(_curve_plot(curve)),
+            **(_curve_metadata(curve) if curve.height else {}),
         }
     )
+
+
+def _curve_metadata(curve: pl.DataFrame) -> dict:
+    return {
+        "mean_f1": dg.MetadataValue.md(curve_table(curve).to_pandas().to_markdown(index=False)),
+        "f1_by_n_real": dg.MetadataValue.md(_curve_plot(curve)),
+    }
 
 
 def _curve_config(
