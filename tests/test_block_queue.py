@@ -59,6 +59,8 @@ def build(tmp_path: Path, name: str, source: Path, workers: int) -> Path:
         "ARCHS4_WORKERS": str(workers),
         "ARCHS4_RF_TREES": "10",
         "ARCHS4_GAN_EPOCHS": "3",
+        "ARCHS4_CURVE_SEEDS": "1",
+        "ARCHS4_CURVE_GAN_EPOCHS": "3",
         "DAGSTER_HOME": str(home),
     }
     done = subprocess.run(

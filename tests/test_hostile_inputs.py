@@ -50,7 +50,12 @@ pytestmark = pytest.mark.slow
 
 N_SAMPLES, N_GENES, SEED, BLOCK_SIZE = 300, 200, 3, 100  # three blocks of 100 samples
 BUILD_TIMEOUT, REFUSAL_TIMEOUT = 1800, 180
-GOOD_SETTINGS = {"ARCHS4_GAN_EPOCHS": "5", "ARCHS4_RF_TREES": "10"}
+GOOD_SETTINGS = {
+    "ARCHS4_GAN_EPOCHS": "5",
+    "ARCHS4_RF_TREES": "10",
+    "ARCHS4_CURVE_SEEDS": "1",
+    "ARCHS4_CURVE_GAN_EPOCHS": "3",
+}
 FORBIDDEN_OUTPUT = ("Traceback", "nanobind", "leaked")
 GSM_KEY, SERIES_KEY = "meta/samples/geo_accession", "meta/samples/series_id"
 PROBABILITY_KEY, ALIGNED_KEY = "meta/samples/singlecellprobability", "meta/samples/alignedreads"

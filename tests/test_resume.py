@@ -33,6 +33,8 @@ def environment(tmp_path: Path, source: Path) -> dict[str, str]:
         "ARCHS4_WORKERS": "1",  # in-process blocks; the run queue has its own test
         "ARCHS4_RF_TREES": "10",
         "ARCHS4_GAN_EPOCHS": "5",
+        "ARCHS4_CURVE_SEEDS": "1",
+        "ARCHS4_CURVE_GAN_EPOCHS": "3",
         "DAGSTER_HOME": str(tmp_path / "dagster"),
     }
 
