@@ -80,6 +80,9 @@ FIDELITY_METRICS: tuple[str, ...] = (
     "c2st_auroc",
     "nn_distance_ratio",
 )
+# ALL_RARE only: one two-sample test on every rare label's real train rows (each row once)
+# against all their synthetic rows, mean over the seeds.
+POOLED_C2ST = "c2st_auroc_pooled"
 USEFULNESS_METRICS: tuple[str, ...] = ("f1", "average_precision")
 ALL_RARE = "ALL_RARE"
 MIN_SEEDS = 3
@@ -92,10 +95,12 @@ ProgressCallback = Callable[[str], None]
 
 @dataclass(frozen=True, eq=False)
 class LabelledRows:
-    """Feature rows (n x d, float32) and their multi-hot label sets (n x L, int8)."""
+    """Feature rows (n x d, float32), their multi-hot label sets (n x L, int8) and, for real
+    train rows, each row's study (n int64 study groups; None where unknown or synthetic)."""
 
     features: np.ndarray
     labels: np.ndarray
+    studies: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         features = np.asarray(self.features, dtype=np.float32)
@@ -107,6 +112,15 @@ class LabelledRows:
             )
         if not np.isin(labels, (0, 1)).all():
             raise ValueError("labels must be a 0/1 matrix")
+        if self.studies is not None:
+            studies = np.asarray(self.studies)
+            if studies.shape != (features.shape[0],) or not np.issubdtype(
+                studies.dtype, np.integer
+            ):
+                raise ValueError(
+                    f"expected {features.shape[0]} integer studies, got {studies.shape}"
+                )
+            object.__setattr__(self, "studies", studies.astype(np.int64))
         object.__setattr__(self, "features", features)
         object.__setattr__(self, "labels", labels.astype(np.int8))
 
@@ -120,9 +134,12 @@ class LabelledRows:
 
     @classmethod
     def concatenate(cls, parts: Sequence[LabelledRows]) -> LabelledRows:
+        """The rows of ``parts`` in order; the studies are kept only if every part has them."""
+        studies = [part.studies for part in parts]
         return cls(
             np.concatenate([part.features for part in parts]),
             np.concatenate([part.labels for part in parts]),
+            None if any(part is None for part in studies) else np.concatenate(studies),
         )
 
 
@@ -397,7 +414,13 @@ def gan_rows(
     parts = [LabelledRows.empty(train.features.shape[1], train.labels.shape[1])]
     for position, (name, n_new) in enumerate(added.items()):
         features, labels, _ = synthetic_rows_for(
-            trained, train.labels, label_names, [name], n_new, seed=_derived_seed(seed, position)
+            trained,
+            train.labels,
+            label_names,
+            [name],
+            n_new,
+            seed=_derived_seed(seed, position),
+            studies=train.studies,
         )
         parts.append(LabelledRows(features, labels))
     return LabelledRows.concatenate(parts)
@@ -487,10 +510,11 @@ def evaluate_augmentation(
         report=progress or (lambda _message: None),
     )
 
-    fidelity_values, scores = _scores_of_every_seed(setup, seeds, gan, gan_config)
+    fidelity_values, pooled_c2st, scores = _scores_of_every_seed(setup, seeds, gan, gan_config)
     rows = _label_rows(setup, fidelity_values, scores) + _all_rare_rows(
         setup, fidelity_values, scores
     )
+    rows.append((ALL_RARE, POOLED_C2ST, float(np.mean(pooled_c2st))))
     return pl.DataFrame(
         rows, schema={"label": pl.Utf8, "metric": pl.Utf8, "value": pl.Float64}, orient="row"
     )
@@ -519,23 +543,26 @@ def _scores_of_every_seed(
     seeds: Sequence[int],
     gan: TrainedGan | None,
     gan_config: GanConfig | None,
-) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
-    """``fidelity_values[metric]`` and ``scores[method][metric]``, each (seeds x rare labels);
-    the GAN is ``gan``, or one trained per seed with ``gan_config``."""
+) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, dict[str, np.ndarray]]]:
+    """``fidelity_values[metric]`` and ``scores[method][metric]``, each (seeds x rare labels),
+    and the pooled two-sample AUROC of each seed; the GAN is ``gan``, or one trained per seed
+    with ``gan_config``."""
     shape = (len(seeds), len(setup.rare))
     scores = {
         method: {metric: np.full(shape, np.nan) for metric in USEFULNESS_METRICS}
         for method in METHODS
     }
     fidelity_values = {metric: np.full(shape, np.nan) for metric in FIDELITY_METRICS}
+    pooled_c2st = np.full(len(seeds), np.nan)
     for seed_position, seed in enumerate(seeds):
         trained = gan if gan is not None else _seed_gan(setup, gan_config, seed)
-        for metric, values in _seed_fidelity(setup, trained, seed).items():
+        per_label, pooled_c2st[seed_position] = _seed_fidelity(setup, trained, seed)
+        for metric, values in per_label.items():
             fidelity_values[metric][seed_position] = values
         for method in METHODS:
             for metric, values in _method_scores(setup, method, trained, seed).items():
                 scores[method][metric][seed_position] = values
-    return fidelity_values, scores
+    return fidelity_values, pooled_c2st, scores
 
 
 def _checked_rare_labels(
@@ -567,14 +594,20 @@ def _seed_gan(setup: _EvaluationSetup, gan_config: GanConfig | None, seed: int) 
     """A GAN trained on the train rows with ``gan_config`` and this seed."""
     config = dataclasses.replace(gan_config or GanConfig(), seed=int(seed))
     setup.report(f"augmentation seed {seed}: training the GAN on {setup.train.n_rows} train rows")
-    return train_gan(setup.train.features, setup.train.labels, config, progress=setup.report)
+    train = setup.train
+    return train_gan(
+        train.features, train.labels, config, progress=setup.report, studies=train.studies
+    )
 
 
 def _seed_fidelity(
     setup: _EvaluationSetup, trained: TrainedGan, seed: int
-) -> dict[str, np.ndarray]:
-    """Each fidelity metric of one seed, per rare label (in ``setup.rare`` order)."""
+) -> tuple[dict[str, np.ndarray], float]:
+    """Each fidelity metric of one seed, per rare label (in ``setup.rare`` order), and the
+    two-sample AUROC of all rare labels' real rows, each once, against all their synthetic
+    rows."""
     values = {metric: np.full(len(setup.rare), np.nan) for metric in FIDELITY_METRICS}
+    synthetic_parts = []
     for position, name in enumerate(setup.rare):
         real = setup.train.features[_carriers(setup.train, setup.names, name)]
         synthetic, _, _ = synthetic_rows_for(
@@ -584,10 +617,16 @@ def _seed_fidelity(
             [name],
             real.shape[0],
             seed=_derived_seed(seed, 1000 + position),
+            studies=setup.train.studies,
         )
+        synthetic_parts.append(synthetic)
         for metric, value in fidelity(real, synthetic, seed=int(seed)).items():
             values[metric][position] = value
-    return values
+    carries_rare = setup.train.labels[:, setup.rare_columns].any(axis=1)
+    pooled = c2st_auroc(
+        setup.train.features[carries_rare], np.concatenate(synthetic_parts), seed=int(seed)
+    )
+    return values, pooled
 
 
 def _method_scores(

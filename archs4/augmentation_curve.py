@@ -98,7 +98,10 @@ def reduced_training_set(
     kept = kept_carriers(carriers, studies, n_real, seed)
     keep = np.ones(studies.rows.n_rows, dtype=bool)
     keep[np.setdiff1d(carriers, kept)] = False
-    return LabelledRows(studies.rows.features[keep], studies.rows.labels[keep]), kept
+    reduced = LabelledRows(
+        studies.rows.features[keep], studies.rows.labels[keep], studies.group[keep]
+    )
+    return reduced, kept
 
 
 def augmentation_curve(
@@ -164,7 +167,8 @@ def _curve_rows(setup: _Setup, point: CurvePoint) -> list[tuple]:
     studies, config = setup.studies, setup.config
     train, kept = reduced_training_set(studies, point.column, point.n_real, point.seed)
     added = {point.label: max(2 * point.full_count - kept.size, 0)}
-    gan = train_gan(train.features, train.labels, dataclasses.replace(config.gan, seed=point.seed))
+    gan_config = dataclasses.replace(config.gan, seed=point.seed)
+    gan = train_gan(train.features, train.labels, gan_config, studies=train.studies)
     counts = {
         "n_real_kept": kept.size,
         "n_studies_kept": int(np.unique(studies.group[kept]).size),

@@ -164,7 +164,7 @@ class Settings:
     rf_trees: int = 300
     max_train_samples: int = 20000
     dask_scheduler: str | None = None
-    gan_epochs: int = 300
+    gan_epochs: int = 600
     # The default curve (brain, 3 seeds, 50-epoch GANs) costs ~12 min on the demo; the full
     # setting is ARCHS4_CURVE_LABELS=rare ARCHS4_CURVE_SEEDS=5 (README, "Learning curve").
     curve_labels: str = "brain"

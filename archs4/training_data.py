@@ -205,9 +205,18 @@ def features_and_labels(
 
 
 def train_rows(warehouse: Warehouse) -> tuple[list[str], LabelledRows, np.ndarray]:
-    """(label names, the train split's rows, their sample_idx)."""
+    """(label names, the train split's rows with their study groups, their sample_idx)."""
     names, sample_idx, features, labels = features_and_labels(warehouse, "train")
-    return names, LabelledRows(features, labels), sample_idx
+    return names, LabelledRows(features, labels, study_groups(warehouse, sample_idx)), sample_idx
+
+
+def study_groups(warehouse: Warehouse, sample_idx: np.ndarray) -> np.ndarray:
+    """Each sample's study group (`sample_splits.group`: the GSE series it shares, joined)."""
+    splits = warehouse.read_table(SAMPLE_SPLITS_TABLE).select("sample_idx", "group")
+    rows = pl.DataFrame({"sample_idx": sample_idx}).join(
+        splits, on="sample_idx", how="left", maintain_order="left"
+    )
+    return rows["group"].to_numpy()
 
 
 def save_feature_space(warehouse: Warehouse, space: FeatureSpace) -> None:
@@ -267,7 +276,7 @@ def train_studies(warehouse: Warehouse) -> TrainStudies:
         splits.join(spans, on="group"), on="sample_idx", how="left", maintain_order="left"
     )
     return TrainStudies(
-        LabelledRows(features, labels),
+        LabelledRows(features, labels, rows["group"].to_numpy()),
         rows["group"].to_numpy(),
         np.maximum(rows["n_studies"].to_numpy(), 1),
     )

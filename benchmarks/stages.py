@@ -391,8 +391,8 @@ def classifier(_source: Path, warehouse: Warehouse, _block_size: int) -> dict:
 
 
 def gan_training(_source: Path, warehouse: Warehouse, _block_size: int) -> dict:
-    """The default GAN (300 epochs) on the training set of the features stage: its cost is
-    epochs x training rows, so it is bounded by the training-set cap, not by N."""
+    """The default GAN (``GanConfig()``) on the training set of the features stage: its cost
+    is epochs x training rows, so it is bounded by the training-set cap, not by N."""
     from archs4.gan import GanConfig, train_gan
 
     train_features, train_labels = _training_set(warehouse)

@@ -113,7 +113,7 @@ class ClassifierResource(dg.ConfigurableResource):
 class AugmentationResource(dg.ConfigurableResource):
     """How the rare labels are augmented and the augmentation evaluated."""
 
-    epochs: int = Field(default=300, description="GAN training epochs.")
+    epochs: int = Field(default=600, description="GAN training epochs.")
     rare_fraction: float = Field(
         default=0.05, description="Labels with at most this share of the train rows are rare."
     )

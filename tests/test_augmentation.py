@@ -15,6 +15,7 @@ from archs4.augmentation import (
     ALL_RARE,
     FIDELITY_METRICS,
     METHODS,
+    POOLED_C2ST,
     LabelledRows,
     c2st_auroc,
     evaluate_augmentation,
@@ -182,6 +183,8 @@ def problem(seed: int = 0) -> tuple[LabelledRows, LabelledRows, LabelledRows]:
     features = rng.normal(size=(n_rows, 10)) + labels @ shifts
     parts = (slice(0, 300), slice(300, 400), slice(400, 500))
     train, validation, test = (LabelledRows(features[part], labels[part]) for part in parts)
+    # The train rows come from 30 studies of 10 rows each, as the GAN centres them.
+    train = LabelledRows(train.features, train.labels, np.arange(300) // 10)
     return train, validation, test
 
 
@@ -285,9 +288,9 @@ def spied_evaluation() -> tuple[pl.DataFrame, dict[str, list], tuple[LabelledRow
 
     real_train_gan = augmentation.train_gan
 
-    def spy_gan(features, labels, config, progress=None):
-        calls["gan"].append((np.array(features), config.seed))
-        return real_train_gan(features, labels, config, progress)
+    def spy_gan(features, labels, config, progress=None, *, studies=None):
+        calls["gan"].append((np.array(features), config.seed, studies))
+        return real_train_gan(features, labels, config, progress, studies=studies)
 
     monkeypatch.setattr(augmentation, "train_random_forest", spy_fit)
     monkeypatch.setattr(augmentation, "label_probabilities", spy_probabilities)
@@ -330,6 +333,8 @@ def test_every_metric_for_every_rare_label_and_method_is_finite(spied_evaluation
                     assert value >= 0.0
     assert set(frame["label"].unique()) == {*RARE, ALL_RARE}
     assert frame.select("label", "metric").is_duplicated().sum() == 0
+    assert 0.0 <= metric(frame, ALL_RARE, POOLED_C2ST) <= 1.0
+    assert frame.filter(pl.col("metric") == POOLED_C2ST)["label"].to_list() == [ALL_RARE]
 
 
 def test_added_rows_only_reach_training(spied_evaluation) -> None:
@@ -355,9 +360,11 @@ def test_added_rows_only_reach_training(spied_evaluation) -> None:
     for position, features in enumerate(calls["probabilities"]):
         expected = validation.features if position % 2 == 0 else test.features
         assert np.array_equal(features, expected)
-    # The GAN is trained once per seed, on the train rows only.
-    assert [seed for _, seed in calls["gan"]] == list(SEEDS)
-    assert all(np.array_equal(features, train.features) for features, _ in calls["gan"])
+    # The GAN is trained once per seed, on the train rows only, with their studies.
+    assert [seed for _, seed, _ in calls["gan"]] == list(SEEDS)
+    for features, _, studies in calls["gan"]:
+        assert np.array_equal(features, train.features)
+        assert np.array_equal(studies, train.studies)
 
 
 def test_reported_scores_are_the_unclipped_mean_and_std_over_seeds(spied_evaluation) -> None:

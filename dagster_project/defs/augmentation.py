@@ -9,9 +9,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import polars as pl
+import polars.selectors as cs
 
 from archs4.augmentation import (
+    FIDELITY_METRICS,
     METHODS,
+    POOLED_C2ST,
     LabelledRows,
     evaluate_augmentation,
     projection_2d,
@@ -82,7 +85,9 @@ def gan_model(
     store = warehouse.get()
     names, train, _ = train_rows(store)
     config = GanConfig(epochs=augmentation.epochs, seed=classifier.seed)
-    trained = train_gan(train.features, train.labels, config, progress=context.log.info)
+    trained = train_gan(
+        train.features, train.labels, config, progress=context.log.info, studies=train.studies
+    )
     rare, counts = _rare_and_counts(names, train, augmentation)
     save_stored_gan(store, trained, {"labels": names, "rare": rare, "rows_per_label": counts})
     history = trained.history
@@ -124,7 +129,13 @@ def synthetic_samples(
     trained = load_stored_gan(store)
     parts = [
         synthetic_rows_for(
-            trained, train.labels, names, [label], count, seed=classifier.seed + position
+            trained,
+            train.labels,
+            names,
+            [label],
+            count,
+            seed=classifier.seed + position,
+            studies=train.studies,
         )
         for position, (label, count) in enumerate(info["rows_per_label"].items())
         if count
@@ -267,9 +278,22 @@ def gan_evaluation(
             "dagster/row_count": evaluation.height,
             "rare_labels": ", ".join(info["rare"]),
             "all_rare": dg.MetadataValue.md(overall.to_pandas().to_markdown(index=False)),
+            "fidelity_per_label": dg.MetadataValue.md(_fidelity_table(evaluation)),
             "usefulness": dg.MetadataValue.md(_usefulness_plot(evaluation)),
         }
     )
+
+
+def _fidelity_table(evaluation: pl.DataFrame) -> str:
+    """One row per rare label (and ALL_RARE), one column per fidelity metric."""
+    if evaluation.is_empty():
+        return "no rare label"
+    wide = (
+        evaluation.filter(pl.col("metric").is_in([*FIDELITY_METRICS, POOLED_C2ST, "train_count"]))
+        .pivot(on="metric", index="label", values="value")
+        .with_columns(cs.float().round(3))
+    )
+    return wide.to_pandas().to_markdown(index=False)
 
 
 def _usefulness_plot(evaluation: pl.DataFrame) -> str:
