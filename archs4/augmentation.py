@@ -646,17 +646,15 @@ def _method_scores(
         k_neighbors=setup.smote_k_neighbors,
     )
     fit_rows = LabelledRows.concatenate([train, extra]) if extra.n_rows else train
-    model = train_random_forest(
-        fit_rows.features,
-        fit_rows.labels,
-        n_estimators=setup.n_estimators,
-        class_weight="balanced_subsample" if method == "class_weights" else None,
+    evaluation = forest_evaluation(
+        fit_rows,
+        validation,
+        test,
+        setup.names,
+        method,
         seed=int(seed),
+        n_estimators=setup.n_estimators,
         n_jobs=setup.n_jobs,
-    )
-    thresholds = tune_thresholds(label_probabilities(model, validation.features), validation.labels)
-    evaluation = evaluate(
-        test.labels, label_probabilities(model, test.features), thresholds, setup.names, method
     )
     scores = {metric: _per_label(evaluation, setup.rare, metric) for metric in USEFULNESS_METRICS}
     setup.report(
@@ -666,6 +664,34 @@ def _method_scores(
         f"({time.perf_counter() - started:.1f} s)"
     )
     return scores
+
+
+def forest_evaluation(
+    fit_rows: LabelledRows,
+    validation: LabelledRows,
+    test: LabelledRows,
+    label_names: Sequence[str],
+    method: str,
+    *,
+    seed: int,
+    n_estimators: int,
+    n_jobs: int = 2,
+) -> pl.DataFrame:
+    """A method's test scores: the Random Forest on ``fit_rows`` (without class weights, except
+    for the method ``class_weights``), thresholds tuned on the validation rows, ``evaluate`` on
+    the test rows."""
+    model = train_random_forest(
+        fit_rows.features,
+        fit_rows.labels,
+        n_estimators=n_estimators,
+        class_weight="balanced_subsample" if method == "class_weights" else None,
+        seed=seed,
+        n_jobs=n_jobs,
+    )
+    thresholds = tune_thresholds(label_probabilities(model, validation.features), validation.labels)
+    return evaluate(
+        test.labels, label_probabilities(model, test.features), thresholds, label_names, method
+    )
 
 
 def _label_rows(

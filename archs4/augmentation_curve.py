@@ -29,8 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from archs4.augmentation import METHODS, LabelledRows, added_rows
-from archs4.classifier import evaluate, label_probabilities, train_random_forest, tune_thresholds
+from archs4.augmentation import METHODS, LabelledRows, added_rows, forest_evaluation
 from archs4.gan import GanConfig, train_gan
 
 CURVE_SCHEMA = {
@@ -195,17 +194,14 @@ def _label_scores(
     setup: _Setup, fit_rows: LabelledRows, point: CurvePoint, method: str
 ) -> dict[str, float]:
     """The label's test F1 and average precision of the forest on ``fit_rows``."""
-    validation, test = setup.validation, setup.test
-    model = train_random_forest(
-        fit_rows.features,
-        fit_rows.labels,
-        n_estimators=setup.config.n_estimators,
-        class_weight="balanced_subsample" if method == "class_weights" else None,
+    evaluation = forest_evaluation(
+        fit_rows,
+        setup.validation,
+        setup.test,
+        setup.names,
+        method,
         seed=point.seed,
-    )
-    thresholds = tune_thresholds(label_probabilities(model, validation.features), validation.labels)
-    evaluation = evaluate(
-        test.labels, label_probabilities(model, test.features), thresholds, setup.names, method
+        n_estimators=setup.config.n_estimators,
     )
     mine = evaluation.filter(pl.col("label") == point.label)
     return {

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import archs4.augmentation as augmentation_module
 import archs4.augmentation_curve as curve_module
 from archs4.augmentation import METHODS, LabelledRows
 from archs4.augmentation_curve import (
@@ -99,7 +100,7 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> dict[str, list]:
     """Every matrix the curve trains a forest or a GAN on, and each GAN's seed; the real
     functions still run."""
     calls: dict[str, list] = {"forest": [], "gan": []}
-    real_forest, real_gan = curve_module.train_random_forest, curve_module.train_gan
+    real_forest, real_gan = augmentation_module.train_random_forest, curve_module.train_gan
 
     def forest(features, labels, **kwargs):
         calls["forest"].append(np.array(features))
@@ -109,7 +110,7 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> dict[str, list]:
         calls["gan"].append((config.seed, np.array(features)))
         return real_gan(features, labels, config, **kwargs)
 
-    monkeypatch.setattr(curve_module, "train_random_forest", forest)
+    monkeypatch.setattr(augmentation_module, "train_random_forest", forest)
     monkeypatch.setattr(curve_module, "train_gan", gan)
     return calls
 

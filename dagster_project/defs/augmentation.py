@@ -61,8 +61,14 @@ RANGE_TOLERANCE = 0.25
 def _rare_and_counts(
     names: list[str], train: LabelledRows, augmentation: AugmentationResource
 ) -> tuple[list[str], dict[str, int]]:
-    rare = rare_labels(train.labels, names, max_train_fraction=augmentation.rare_fraction)
+    rare = _configured_rare_labels(train.labels, names, augmentation)
     return rare, rows_to_add(train.labels, names, rare)
+
+
+def _configured_rare_labels(
+    labels: np.ndarray, names: list[str], augmentation: AugmentationResource
+) -> list[str]:
+    return rare_labels(labels, names, max_train_fraction=augmentation.rare_fraction)
 
 
 @dg.asset(
@@ -456,9 +462,7 @@ def _curve_config(
 ) -> CurveConfig:
     labels = ["brain"]
     if augmentation.curve_labels == "rare":
-        rare = rare_labels(
-            studies.rows.labels, names, max_train_fraction=augmentation.rare_fraction
-        )
+        rare = _configured_rare_labels(studies.rows.labels, names, augmentation)
         labels += [label for label in rare if label != "brain"]
     return CurveConfig(
         labels=tuple(labels),
