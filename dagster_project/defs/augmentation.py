@@ -258,9 +258,10 @@ def gan_evaluation(
 ) -> dg.MaterializeResult:
     store = warehouse.get()
     info = stored_gan_info(store)
-    parts = {}
-    for split in ("train", "validation", "test"):
-        names, _, features, labels = features_and_labels(store, split)
+    names, train, _ = train_rows(store)  # with their studies, where the GAN places its rows
+    parts = {"train": train}
+    for split in ("validation", "test"):
+        _, _, features, labels = features_and_labels(store, split)
         parts[split] = LabelledRows(features, labels)
     evaluation = (
         evaluate_augmentation(
