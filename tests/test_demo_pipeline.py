@@ -257,7 +257,11 @@ def test_gan_evaluation_is_complete_and_computed(demo):
         for method in methods:
             for statistic in ("f1_mean", "f1_std", "average_precision_mean"):
                 assert (label, f"{statistic}/{method}") in metrics, (label, statistic, method)
-    assert 0.5 <= metrics[("ALL_RARE", "c2st_auroc")] <= 1
+    assert 0 <= metrics[("ALL_RARE", "c2st_auroc")] <= 1
+    # #16's goals for the default GAN on the demo: rows hard to tell from real ones, pooled
+    # over the rare labels (0.697 measured; 0.99 with the label-only GAN), and not copies.
+    assert metrics[("ALL_RARE", "c2st_auroc_pooled")] <= 0.75
+    assert metrics[("ALL_RARE", "nn_distance_ratio")] >= 1
     assert dict(synthetic) == {k: v for k, v in info["rows_per_label"].items() if v}
     assert "rf_gan_augmented" in models
 
