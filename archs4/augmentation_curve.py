@@ -59,11 +59,20 @@ class CurveConfig:
 
 @dataclass(frozen=True)
 class TrainStudies:
-    """The real train rows with, per row, its study group and how many studies it spans."""
+    """The real train rows, which carry their study groups, and per row how many studies its
+    group spans."""
 
     rows: LabelledRows
-    group: np.ndarray
     n_studies: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.rows.studies is None:
+            raise ValueError("the curve's train rows need their study groups")
+
+    @property
+    def group(self) -> np.ndarray:
+        """Each train row's study group."""
+        return self.rows.studies
 
 
 def kept_carriers(

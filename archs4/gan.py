@@ -25,8 +25,8 @@ told its rows from real ones with AUROC 0.99 (0.88-0.94 with wider networks, thr
 epochs, or the study as a one-hot condition). Modelling how samples vary within a study, and
 placing each synthetic row in the study of the real row whose label set conditions it, brought
 the mean per-label AUROC to 0.55 at the same size and epochs (README, "GAN augmentation").
-Without ``studies`` every row is its own one study, and the model is the plain conditional
-WGAN-GP on standardized features (all rows form one study).
+Without ``studies`` all rows form one study, and the model is the plain conditional WGAN-GP on
+standardized features.
 
 Why all train rows and not the rare ones only. A rare label has a few dozen train rows, too
 few to learn a 50-dimensional distribution from; the generator learns the structure the

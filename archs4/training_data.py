@@ -277,6 +277,5 @@ def train_studies(warehouse: Warehouse) -> TrainStudies:
     )
     return TrainStudies(
         LabelledRows(features, labels, rows["group"].to_numpy()),
-        rows["group"].to_numpy(),
         np.maximum(rows["n_studies"].to_numpy(), 1),
     )

@@ -413,9 +413,9 @@ def curve_point(_source: Path, warehouse: Warehouse, _block_size: int) -> dict:
 
     features, labels = _training_set(warehouse)
     held_out = np.arange(features.shape[0]) % 4 == 0
-    train = LabelledRows(features[~held_out].astype(np.float32), labels[~held_out])
-    rows = np.arange(train.n_rows)
-    studies = TrainStudies(train, group=rows, n_studies=np.ones_like(rows))
+    rows = np.arange(int((~held_out).sum()))  # every train row its own study
+    train = LabelledRows(features[~held_out].astype(np.float32), labels[~held_out], rows)
+    studies = TrainStudies(train, n_studies=np.ones_like(rows))
     names = [f"label_{i}" for i in range(labels.shape[1])]
     label = names[int(np.argmax(train.labels.sum(axis=0)))]
     config = CurveConfig(

@@ -42,7 +42,7 @@ def train_studies(seed: int = 0) -> TrainStudies:
     labels[n_carriers:, 1] = 1
     features = rng.normal(size=(group.size, 4)).astype(np.float32)
     features[:n_carriers, 0] += 3.0  # the rare label is learnable
-    return TrainStudies(LabelledRows(features, labels), group, n_studies)
+    return TrainStudies(LabelledRows(features, labels, group), n_studies)
 
 
 def held_out(offset: float, seed: int) -> LabelledRows:
