@@ -80,10 +80,14 @@ def _choice(options: tuple[str, ...], *, upper: bool = False) -> Callable[[str],
 
 
 def _cron(value: str) -> str:
-    from dagster._utils.schedules import is_valid_cron_string
+    # Dagster's own schedule validation, through its public API: the schedule this value becomes
+    # accepts exactly what this accepts.
+    import dagster as dg
 
-    if not is_valid_cron_string(value.strip()):
-        raise ValueError("is not a cron expression (five fields, e.g. '0 3 * * *')")
+    try:
+        dg.ScheduleDefinition(name="validate", cron_schedule=value.strip(), job_name="validate")
+    except dg.DagsterInvalidDefinitionError:
+        raise ValueError("is not a cron expression (five fields, e.g. '0 3 * * *')") from None
     return value.strip()
 
 

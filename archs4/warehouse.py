@@ -41,7 +41,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from upath import UPath
 
-from archs4.datasets import CATALOG_FILE, SAMPLE_REGISTRY_TABLE, table_file
+from archs4.datasets import CATALOG_FILE, GENES_TABLE, SAMPLE_REGISTRY_TABLE, table_file
 
 BLOCK_KEY_WIDTH = 6
 ROWS_PER_ROW_GROUP = 1 << 20
@@ -171,6 +171,10 @@ class Warehouse:
     def read_table(self, table: str) -> pl.DataFrame:
         """An unpartitioned table (a name of `archs4.datasets`) as a Polars frame."""
         return pl.read_parquet(str(self.table_path(table)))
+
+    def genes_with_length(self) -> pl.DataFrame:
+        """The rows of `genes` that have a length: the genes `expression` holds."""
+        return self.read_table(GENES_TABLE).filter(pl.col("has_length"))
 
     def read_pandas(self, path: UPath) -> pd.DataFrame:
         """A whole Parquet file (a dimension table, a block of `samples`) as pandas, read by

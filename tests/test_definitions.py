@@ -9,12 +9,14 @@ diff shows in review what changed.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 from pathlib import Path
 
 import dagster as dg
 
+import dagster_project.defs
 from dagster_project.definitions import build_definitions
 
 SNAPSHOT = Path(__file__).parent / "data" / "asset_graph.json"
@@ -74,3 +76,17 @@ def test_every_asset_has_a_group_a_kind_and_a_description():
         assert node.group_name != "default", f"{name} has no group"
         assert node.kinds, f"{name} has no kind"
         assert (node.description or "").strip(), f"{name} has no description"
+
+
+def test_each_defs_module_holds_the_assets_of_its_own_group():
+    """A newcomer looks for an asset in the module named after its group."""
+    defs_folder = Path(dagster_project.defs.__file__).parent
+    misplaced = []
+    for module_file in sorted(defs_folder.glob("*.py")):
+        module = importlib.import_module(f"dagster_project.defs.{module_file.stem}")
+        for name, value in vars(module).items():
+            if isinstance(value, dg.AssetsDefinition) and value.keys:
+                groups = set(value.group_names_by_key.values())
+                if groups != {module_file.stem}:
+                    misplaced.append(f"{module_file.name}:{name} is in group(s) {sorted(groups)}")
+    assert not misplaced, misplaced

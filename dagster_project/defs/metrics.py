@@ -1,12 +1,10 @@
-"""Metrics layer: the gene-clustered copy of `expression`, the per-gene signal/coherence and
-each gene's most co-expressed genes."""
+"""Metrics layer: the per-gene signal/coherence and each gene's most co-expressed genes."""
 
 import dagster as dg
 import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from archs4.by_gene import build_expression_by_gene, plan_gene_chunks
 from archs4.coexpression import (
     SAMPLE_SEED,
     compute_gene_coexpression,
@@ -15,14 +13,11 @@ from archs4.coexpression import (
 )
 from archs4.datasets import (
     COEXPRESSION_TABLE,
-    EXPRESSION_BY_GENE_DATASET,
     EXPRESSION_DATASET,
     GENE_METRICS_TABLE,
     GENE_WINDOWS_TABLE,
-    GENES_TABLE,
 )
 from archs4.metrics_table import compute_gene_metrics
-from archs4.progress import Progress
 from archs4.warehouse import Warehouse
 from dagster_project.plots import metrics_figure_markdown
 from dagster_project.quality import blocking_check, validate
@@ -31,57 +26,10 @@ from dagster_project.resources import CheckQueryResource, CoexpressionResource, 
 TOP_GENES = 10
 
 
-def _genes_with_length(store) -> pl.DataFrame:
-    return store.read_table(GENES_TABLE).filter(pl.col("has_length"))
-
-
-@dg.asset(
-    group_name="normalized",
-    kinds={"parquet"},
-    deps=["expression"],
-    description=(
-        "The same rows as `expression`, clustered by gene: files by gene chunk, all samples of "
-        "a gene together, ordered by gene then sample. A one-gene query reads one row group "
-        "of one file; the gene metrics stream over it one chunk at a time."
-    ),
-)
-def expression_by_gene(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource
-) -> dg.MaterializeResult:
-    store = warehouse.get()
-    blocks = store.blocks_present(EXPRESSION_DATASET)
-    genes = _genes_with_length(store)
-    n_samples = store.count_samples(EXPRESSION_DATASET)
-    gene_idx = genes["gene_idx"].to_numpy()
-    progress = Progress(
-        "expression_by_gene: gene chunk",
-        total=len(plan_gene_chunks(gene_idx, n_samples, warehouse.gene_chunk_values)),
-        report=context.log.info,
-        unit="genes",
-        total_units=int(gene_idx.size),
-    )
-    chunks = build_expression_by_gene(
-        store,
-        blocks,
-        gene_idx,
-        n_samples,
-        values_per_chunk=warehouse.gene_chunk_values,
-        on_chunk=lambda chunk: progress.step(int(chunk.gene_idx.size), chunk.key),
-    )
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": genes.height * n_samples,
-            "gene_chunks": len(chunks),
-            "genes_per_chunk": int(chunks[0].gene_idx.size) if chunks else 0,
-            "n_samples": n_samples,
-        }
-    )
-
-
 @dg.asset(
     group_name="metrics",
     kinds={"parquet", "numpy"},
-    deps=[expression_by_gene],
+    deps=["expression_by_gene"],
     description=(
         "Per gene, over all samples of `expression`: `p95` (95th percentile, linear "
         "interpolation) and `mean_cosine` (mean pairwise cosine similarity of the full "
@@ -96,7 +44,7 @@ def gene_metrics(
     result = compute_gene_metrics(
         store,
         store.blocks_present(EXPRESSION_DATASET),
-        _genes_with_length(store),
+        store.genes_with_length(),
         report=context.log.info,
     )
     store.write_table(result.metrics.to_arrow(), store.table_path(GENE_METRICS_TABLE))
@@ -134,7 +82,7 @@ def gene_metrics(
 @dg.asset(
     group_name="metrics",
     kinds={"parquet", "numpy"},
-    deps=[expression_by_gene],
+    deps=["expression_by_gene"],
     description=(
         "For each gene with variance, its `top_k` (100) most co-expressed genes: Pearson "
         "correlation of normalized values over all samples, or over a seeded subset of "
@@ -182,7 +130,7 @@ def gene_coexpression(
 
 def _strongest_pairs(store: Warehouse, table: pa.Table) -> str:
     """The most correlated pairs (each once), with symbols, as a Markdown table."""
-    symbols = _genes_with_length(store).select("gene_idx", "symbol")
+    symbols = store.genes_with_length().select("gene_idx", "symbol")
     pairs = (
         pl.from_arrow(table)
         .filter(pl.col("gene_idx") < pl.col("partner_gene_idx"))
@@ -193,31 +141,6 @@ def _strongest_pairs(store: Warehouse, table: pa.Table) -> str:
         .select("symbol", pl.col("symbol_right").alias("partner_symbol"), "correlation")
     )
     return pairs.to_pandas().to_markdown(index=False)
-
-
-@blocking_check(
-    asset=expression_by_gene,
-    description=(
-        "The gene-clustered copy holds exactly the rows of `expression`: same row count, "
-        "same per-gene row counts and sums (sql/checks/expression_by_gene_matches.sql)."
-    ),
-)
-def expression_by_gene_matches_expression(
-    warehouse: WarehouseResource, check_queries: CheckQueryResource
-) -> dg.AssetCheckResult:
-    store = warehouse.get()
-    mismatches = check_queries.frame(
-        "expression_by_gene_matches",
-        blocks_glob=store.dataset_glob(EXPRESSION_DATASET),
-        chunks_glob=store.dataset_glob(EXPRESSION_BY_GENE_DATASET, "chunk"),
-    ).to_dict("records")
-    return dg.AssetCheckResult(
-        passed=not mismatches,
-        description=(
-            "every gene matches" if not mismatches else f"genes that differ: {mismatches[:10]}"
-        ),
-        metadata={"genes_differing": len(mismatches)},
-    )
 
 
 @blocking_check(
@@ -235,7 +158,7 @@ def gene_metrics_are_valid(warehouse: WarehouseResource) -> dg.AssetCheckResult:
         frame,
         "gene_metrics",
         {
-            "n_genes_with_length": _genes_with_length(store).height,
+            "n_genes_with_length": store.genes_with_length().height,
             "window_size": min(100, n_samples),
         },
     )

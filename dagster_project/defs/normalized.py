@@ -1,10 +1,17 @@
-"""Normalized layer: `expression`, each counts block normalized against the frozen target."""
+"""Normalized layer: `expression`, each counts block normalized against the frozen target, and
+`expression_by_gene`, the same rows clustered by gene."""
 
 import dagster as dg
-import polars as pl
 
 from archs4.blocks import registered_block
-from archs4.datasets import COUNTS_DATASET, EXPRESSION_DATASET, GENES_TABLE, QN_TARGET_TABLE
+from archs4.by_gene import build_expression_by_gene, plan_gene_chunks
+from archs4.datasets import (
+    COUNTS_DATASET,
+    EXPRESSION_BY_GENE_DATASET,
+    EXPRESSION_DATASET,
+    GENES_TABLE,
+    QN_TARGET_TABLE,
+)
 from archs4.expression import (
     LENGTH_ADJUSTMENT_KEY,
     TARGET_DIGEST_KEY,
@@ -13,6 +20,7 @@ from archs4.expression import (
     read_target,
     recomputed_sample_idx,
 )
+from archs4.progress import Progress
 from dagster_project.partitions import BLOCK_POOL, sample_blocks
 from dagster_project.quality import blocking_check, validate
 from dagster_project.resources import CheckQueryResource, NormalizationResource, WarehouseResource
@@ -114,7 +122,7 @@ def expression_block_is_valid(
         method=method,
         recomputed_samples=recomputed,
     )
-    n_with_length = store.read_table(GENES_TABLE).filter(pl.col("has_length")).height
+    n_with_length = store.genes_with_length().height
     return validate(
         profile,
         "expression_block_profile",
@@ -126,4 +134,72 @@ def expression_block_is_valid(
         },
         samples_recomputed=len(recomputed),
         max_relative_error=float(profile["max_relative_error"].max()) if len(profile) else 0.0,
+    )
+
+
+@dg.asset(
+    group_name="normalized",
+    kinds={"parquet"},
+    deps=["expression"],
+    description=(
+        "The same rows as `expression`, clustered by gene: files by gene chunk, all samples of "
+        "a gene together, ordered by gene then sample. A one-gene query reads one row group "
+        "of one file; the gene metrics stream over it one chunk at a time."
+    ),
+)
+def expression_by_gene(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    store = warehouse.get()
+    blocks = store.blocks_present(EXPRESSION_DATASET)
+    genes = store.genes_with_length()
+    n_samples = store.count_samples(EXPRESSION_DATASET)
+    gene_idx = genes["gene_idx"].to_numpy()
+    progress = Progress(
+        "expression_by_gene: gene chunk",
+        total=len(plan_gene_chunks(gene_idx, n_samples, warehouse.gene_chunk_values)),
+        report=context.log.info,
+        unit="genes",
+        total_units=int(gene_idx.size),
+    )
+    chunks = build_expression_by_gene(
+        store,
+        blocks,
+        gene_idx,
+        n_samples,
+        values_per_chunk=warehouse.gene_chunk_values,
+        on_chunk=lambda chunk: progress.step(int(chunk.gene_idx.size), chunk.key),
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": genes.height * n_samples,
+            "gene_chunks": len(chunks),
+            "genes_per_chunk": int(chunks[0].gene_idx.size) if chunks else 0,
+            "n_samples": n_samples,
+        }
+    )
+
+
+@blocking_check(
+    asset=expression_by_gene,
+    description=(
+        "The gene-clustered copy holds exactly the rows of `expression`: same row count, "
+        "same per-gene row counts and sums (sql/checks/expression_by_gene_matches.sql)."
+    ),
+)
+def expression_by_gene_matches_expression(
+    warehouse: WarehouseResource, check_queries: CheckQueryResource
+) -> dg.AssetCheckResult:
+    store = warehouse.get()
+    mismatches = check_queries.frame(
+        "expression_by_gene_matches",
+        blocks_glob=store.dataset_glob(EXPRESSION_DATASET),
+        chunks_glob=store.dataset_glob(EXPRESSION_BY_GENE_DATASET, "chunk"),
+    ).to_dict("records")
+    return dg.AssetCheckResult(
+        passed=not mismatches,
+        description=(
+            "every gene matches" if not mismatches else f"genes that differ: {mismatches[:10]}"
+        ),
+        metadata={"genes_differing": len(mismatches)},
     )
