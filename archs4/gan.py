@@ -294,6 +294,15 @@ def rare_labels(
 # Training
 
 
+def _study_centred(
+    features: np.ndarray, studies: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each row minus its study's centroid, the study ids and the centroids (one per id)."""
+    study_ids, study_of_row = _study_codes_of_rows(studies, features.shape[0])
+    study_centroids = _study_centroids(features, study_of_row, study_ids.size)
+    return features - study_centroids[study_of_row], study_ids, study_centroids
+
+
 def train_gan(
     X_train: np.ndarray,  # noqa: N803 (features and labels keep the classifier's names)
     Y_train: np.ndarray,  # noqa: N803
@@ -313,9 +322,7 @@ def train_gan(
     features, labels = _training_rows(X_train, Y_train)
     n_rows, n_features = features.shape
     n_labels = labels.shape[1]
-    study_ids, study_of_row = _study_codes_of_rows(studies, n_rows)
-    study_centroids = _study_centroids(features, study_of_row, study_ids.size)
-    features = features - study_centroids[study_of_row]
+    features, study_ids, study_centroids = _study_centred(features, studies)
     feature_mean, feature_scale = _standard_scaler(features)
     batch_size = min(config.batch_size, n_rows)
     steps_per_epoch = math.ceil(n_rows / batch_size)
@@ -684,13 +691,8 @@ def save_gan(trained: TrainedGan, target: str | os.PathLike[str] | BinaryIO) -> 
     write_payload(target, buffer.getvalue())
 
 
-def load_gan(source: str | os.PathLike[str] | BinaryIO) -> TrainedGan:
-    """Load a GAN written by ``save_gan``.
-
-    Reads with ``torch.load(weights_only=True)``: a file holding any pickled object other than
-    tensors and plain containers is refused (``GanFileError``) before anything is constructed.
-    """
-    name = source_name(source)
+def _read_gan_payload(source: str | os.PathLike[str] | BinaryIO, name: str) -> tuple[dict, dict]:
+    """The tensors-only payload of a GAN file and its description, or ``GanFileError``."""
     data = read_payload(source)
     try:
         payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
@@ -719,6 +721,17 @@ def load_gan(source: str | os.PathLike[str] | BinaryIO) -> TrainedGan:
             f"{name}: GAN format {description.get('format_version')}, this code reads "
             f"{FORMAT_VERSION}"
         )
+    return payload, description
+
+
+def load_gan(source: str | os.PathLike[str] | BinaryIO) -> TrainedGan:
+    """Load a GAN written by ``save_gan``.
+
+    Reads with ``torch.load(weights_only=True)``: a file holding any pickled object other than
+    tensors and plain containers is refused (``GanFileError``) before anything is constructed.
+    """
+    name = source_name(source)
+    payload, description = _read_gan_payload(source, name)
     try:
         config = GanConfig.from_json_dict(description["config"])
         n_features, n_labels = int(description["n_features"]), int(description["n_labels"])

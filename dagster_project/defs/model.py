@@ -168,6 +168,41 @@ def _data_version(store: Warehouse) -> str:
     return f"{'; '.join(releases)}; {registry.num_rows} samples"
 
 
+def _ours_minus_baseline(ours: pl.DataFrame, comparable: pl.DataFrame) -> dict[str, float]:
+    return {
+        f"{metric}/ours_minus_baseline": _value(ours, metric) - _value(comparable, metric)
+        for metric in ("f1_samples", "f1_macro", "f1_micro")
+    }
+
+
+def _original_configuration_evaluations(
+    store: Warehouse,
+    log: dg.DagsterLogManager,
+    *,
+    labelled: np.ndarray,
+    truth: np.ndarray,
+    test: np.ndarray,
+    names: list[str],
+    seed: int,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The original configuration on all genes: trained on every non-test labelled sample and
+    scored on our test split (comparable), and on its own random split (as published)."""
+    not_test = np.setdiff1d(labelled, test)
+    all_genes = expression_rows(store, labelled)
+    log.info(f"baseline on {all_genes.shape[1]} genes x {all_genes.shape[0]} samples")
+    baseline = fit_original_configuration(
+        all_genes[rows_of(labelled, not_test)], truth[rows_of(labelled, not_test)], seed=seed
+    )
+    comparable = evaluate_model_on_rows(
+        baseline, all_genes, truth, rows_of(labelled, test), label_names=names, model_name=BASELINE
+    )
+    own_model, own_test_rows = baseline_original(all_genes, truth, seed=seed)
+    own = evaluate_model_on_rows(
+        own_model, all_genes, truth, own_test_rows, label_names=names, model_name=BASELINE_OWN_SPLIT
+    )
+    return comparable, own
+
+
 @dg.asset(
     group_name="model",
     kinds={"parquet", "sklearn"},
@@ -190,7 +225,6 @@ def model_evaluation(
     _, labelled, truth = labelled_samples(store)
     ids, features = stored_features(store)
     test = split_samples(store, "test")
-    not_test = np.setdiff1d(labelled, test)
     test_truth = truth[rows_of(labelled, test)]
     test_probabilities = label_probabilities(model, features[rows_of(ids, test)])
     ours = evaluate(test_truth, test_probabilities, thresholds, names, OUR_MODEL)
@@ -202,31 +236,20 @@ def model_evaluation(
         names,
         OUR_MODEL_GAN,
     )
-    # The original configuration on all genes: trained on every non-test labelled sample and
-    # scored on our test split (comparable), and on its own random split (as published).
-    all_genes = expression_rows(store, labelled)
-    context.log.info(f"baseline on {all_genes.shape[1]} genes x {all_genes.shape[0]} samples")
-    baseline = fit_original_configuration(
-        all_genes[rows_of(labelled, not_test)],
-        truth[rows_of(labelled, not_test)],
+    comparable, own = _original_configuration_evaluations(
+        store,
+        context.log,
+        labelled=labelled,
+        truth=truth,
+        test=test,
+        names=names,
         seed=classifier.seed,
-    )
-    comparable = evaluate_model_on_rows(
-        baseline, all_genes, truth, rows_of(labelled, test), label_names=names, model_name=BASELINE
-    )
-    own_model, own_test_rows = baseline_original(all_genes, truth, seed=classifier.seed)
-    own = evaluate_model_on_rows(
-        own_model, all_genes, truth, own_test_rows, label_names=names, model_name=BASELINE_OWN_SPLIT
     )
     evaluation = pl.concat([ours, augmented, comparable, own])
     store.write_table(evaluation.to_arrow(), store.table_path(MODEL_EVALUATION_TABLE))
     overall = evaluation.filter(pl.col("label") == "ALL").pivot(
         "model", index="metric", values="value"
     )
-    deltas = {
-        f"{metric}/ours_minus_baseline": _value(ours, metric) - _value(comparable, metric)
-        for metric in ("f1_samples", "f1_macro", "f1_micro")
-    }
     card = model_card(
         model_name=OUR_MODEL,
         model=model,
@@ -242,7 +265,7 @@ def model_evaluation(
             "dagster/row_count": evaluation.height,
             "model_card": dg.MetadataValue.json(card),
             "overall": dg.MetadataValue.md(overall.to_pandas().to_markdown(index=False)),
-            **deltas,
+            **_ours_minus_baseline(ours, comparable),
             "per_label": dg.MetadataValue.md(_per_label_table(evaluation)),
             "per_label_f1": dg.MetadataValue.md(_per_label_f1_plot(evaluation)),
             "precision_recall": dg.MetadataValue.md(
