@@ -1,8 +1,8 @@
 """The classifier's matrices, gathered from the warehouse one block at a time.
 
 Labels become a multi-hot matrix over the vocabulary's labels; expression rows are gathered
-only for the samples asked for (train rows to fit the feature space, labelled rows for the
-baseline), after a streamed per-gene variance over the train rows has chosen the genes, so
+only for the samples asked for (train rows to fit the feature space, the baseline's capped
+train rows), after a streamed per-gene variance over the train rows has chosen the genes, so
 memory is (rows asked for) x (genes kept), never the whole layer; every sample's features are
 computed block by block with the fitted feature space.
 
@@ -15,7 +15,7 @@ asset module's helpers.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -81,29 +81,39 @@ def gene_variance(warehouse: Warehouse, sample_idx: np.ndarray) -> tuple[np.ndar
     return genes, np.maximum(squares / count - mean**2, 0.0)
 
 
-def expression_rows(
+def rows_by_block(
     warehouse: Warehouse, sample_idx: np.ndarray, gene_idx: np.ndarray | None = None
-) -> np.ndarray:
-    """Rows (samples in `sample_idx` order) x genes (`gene_idx` order, default all) of
-    `expression`, gathered block by block."""
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(positions in `sample_idx`, their rows x genes of `expression`) for each block that holds
+    some of `sample_idx`; genes in `gene_idx` order (default all). Memory: one block. Raises
+    ValueError, once the blocks are read, if any sample was in none of them."""
     wanted = np.asarray(sample_idx)
-    rows: np.ndarray | None = None
     found = np.zeros(wanted.size, dtype=bool)
     order = np.argsort(wanted)
     for block in _blocks(warehouse):
         values, samples, genes = warehouse.read_long_block(EXPRESSION_DATASET, block, "value")
         columns = np.arange(genes.size) if gene_idx is None else np.searchsorted(genes, gene_idx)
-        if rows is None:
-            rows = np.zeros((wanted.size, columns.size), dtype=np.float32)
         hits = np.isin(samples, wanted)
         if not hits.any():
             continue
         positions = order[np.searchsorted(wanted[order], samples[hits])]
-        rows[positions] = values[columns][:, hits].T
         found[positions] = True
-    if rows is None or not found.all():
-        missing = wanted[~found][:5].tolist()
-        raise ValueError(f"samples not in the expression layer: {missing}")
+        yield positions, values[columns][:, hits].T
+    if not found.all():
+        raise ValueError(f"samples not in the expression layer: {wanted[~found][:5].tolist()}")
+
+
+def expression_rows(
+    warehouse: Warehouse, sample_idx: np.ndarray, gene_idx: np.ndarray | None = None
+) -> np.ndarray:
+    """Rows (samples in `sample_idx` order) x genes (`gene_idx` order, default all) of
+    `expression`, gathered block by block."""
+    n_rows = np.asarray(sample_idx).size
+    rows = np.zeros((0, 0 if gene_idx is None else np.asarray(gene_idx).size), dtype=np.float32)
+    for positions, block_rows in rows_by_block(warehouse, sample_idx, gene_idx):
+        if rows.shape[0] != n_rows:
+            rows = np.zeros((n_rows, block_rows.shape[1]), dtype=np.float32)
+        rows[positions] = block_rows
     return rows
 
 

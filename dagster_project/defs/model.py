@@ -9,14 +9,13 @@ import numpy as np
 import polars as pl
 from sklearn.metrics import precision_recall_curve
 
+from archs4.baseline import original_configuration_evaluations
 from archs4.blocks import read_registry
 from archs4.classifier import (
+    BASELINE_MODEL_NAME,
     OVERALL_METRICS,
     PER_LABEL_METRICS,
-    baseline_original,
     evaluate,
-    evaluate_model_on_rows,
-    fit_original_configuration,
     fit_tune_and_save,
     label_probabilities,
     load_classifier,
@@ -33,7 +32,6 @@ from archs4.datasets import (
 from archs4.datasets import RANDOM_FOREST_MODEL as OUR_MODEL
 from archs4.labels import load_vocabulary
 from archs4.training_data import (
-    expression_rows,
     features_of_all_samples,
     fit_feature_space_on_samples,
     labelled_samples,
@@ -47,9 +45,6 @@ from archs4.warehouse import Warehouse
 from dagster_project.plots import figure_markdown
 from dagster_project.quality import blocking_check, validate
 from dagster_project.resources import CheckQueryResource, ClassifierResource, WarehouseResource
-
-BASELINE = "baseline_original"
-BASELINE_OWN_SPLIT = "baseline_original_random_split"
 
 
 @dg.asset(
@@ -175,34 +170,6 @@ def _ours_minus_baseline(ours: pl.DataFrame, comparable: pl.DataFrame) -> dict[s
     }
 
 
-def _original_configuration_evaluations(
-    store: Warehouse,
-    log: dg.DagsterLogManager,
-    *,
-    labelled: np.ndarray,
-    truth: np.ndarray,
-    test: np.ndarray,
-    names: list[str],
-    seed: int,
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The original configuration on all genes: trained on every non-test labelled sample and
-    scored on our test split (comparable), and on its own random split (as published)."""
-    not_test = np.setdiff1d(labelled, test)
-    all_genes = expression_rows(store, labelled)
-    log.info(f"baseline on {all_genes.shape[1]} genes x {all_genes.shape[0]} samples")
-    baseline = fit_original_configuration(
-        all_genes[rows_of(labelled, not_test)], truth[rows_of(labelled, not_test)], seed=seed
-    )
-    comparable = evaluate_model_on_rows(
-        baseline, all_genes, truth, rows_of(labelled, test), label_names=names, model_name=BASELINE
-    )
-    own_model, own_test_rows = baseline_original(all_genes, truth, seed=seed)
-    own = evaluate_model_on_rows(
-        own_model, all_genes, truth, own_test_rows, label_names=names, model_name=BASELINE_OWN_SPLIT
-    )
-    return comparable, own
-
-
 @dg.asset(
     group_name="model",
     kinds={"parquet", "sklearn"},
@@ -212,7 +179,8 @@ def _original_configuration_evaluations(
         "precision, recall, f1, average_precision) of our model, of it retrained on the "
         "GAN-augmented training set (`rf_gan_augmented`) and of the original work's "
         "configuration (10 trees, all genes, thresholds 0.5) on the same study-grouped test "
-        "split; plus that configuration on its own random per-sample 67/33 split."
+        "split; plus that configuration on its own random per-sample 67/33 split. Each "
+        "baseline is fitted on at most `max_train_samples` rows and predicts block by block."
     ),
 )
 def model_evaluation(
@@ -236,14 +204,15 @@ def model_evaluation(
         names,
         OUR_MODEL_GAN,
     )
-    comparable, own = _original_configuration_evaluations(
+    comparable, own = original_configuration_evaluations(
         store,
-        context.log,
         labelled=labelled,
         truth=truth,
         test=test,
-        names=names,
+        label_names=names,
         seed=classifier.seed,
+        max_train_samples=classifier.max_train_samples,
+        log=context.log.info,
     )
     evaluation = pl.concat([ours, augmented, comparable, own])
     store.write_table(evaluation.to_arrow(), store.table_path(MODEL_EVALUATION_TABLE))
@@ -283,7 +252,7 @@ def _value(evaluation: pl.DataFrame, metric: str) -> float:
 def _per_label_table(evaluation: pl.DataFrame) -> str:
     table = (
         evaluation.filter(
-            pl.col("model").is_in([OUR_MODEL, BASELINE])
+            pl.col("model").is_in([OUR_MODEL, BASELINE_MODEL_NAME])
             & (pl.col("label") != "ALL")
             & pl.col("metric").is_in(["precision", "recall", "f1", "average_precision", "support"])
         )
@@ -319,7 +288,7 @@ def _per_label_f1_plot(evaluation: pl.DataFrame) -> str:
         .sort("label")
     )
     figure, axes = plt.subplots(figsize=(11, 3.6))
-    models = [m for m in (OUR_MODEL, BASELINE) if m in per_label.columns]
+    models = [m for m in (OUR_MODEL, BASELINE_MODEL_NAME) if m in per_label.columns]
     positions = np.arange(per_label.height)
     for offset, name in enumerate(models):
         axes.bar(positions + offset * 0.4, per_label[name].fill_null(0), width=0.4, label=name)
