@@ -65,6 +65,7 @@ STAGE_ORDER = [
     "p95_forms",
     "features",
     "classifier",
+    "baseline",
     "gan_training",
     "curve_point",
     # Last: what the build stages left on disk.
@@ -102,6 +103,7 @@ BUILD_STAGES = [
     "catalog",
     "features",
     "classifier",
+    "baseline",
     "gan_training",
 ]
 # The reference a full build is compared with: reading the whole matrix once with h5py.
@@ -426,6 +428,12 @@ def _row(record: dict, by: dict) -> dict:
         row["note"] = (
             f"Random Forest, 300 trees, on {record['train_rows']} training rows "
             f"({record['tree_nodes']:,} tree nodes)"
+        )
+    if stage == "baseline":
+        row["note"] = (
+            f"{record['labelled']} labelled samples (cap {DEFAULT_MAX_TRAIN_SAMPLES}): "
+            f"{'; '.join(record['fits'])}; {record['test_rows']} test rows predicted block by "
+            "block"
         )
     if stage == "gan_training":
         row["note"] = f"GAN, {record['epochs']} epochs, on {record['train_rows']} training rows"

@@ -370,6 +370,9 @@ def features(source: Path, warehouse: Warehouse, _block_size: int) -> dict:
         (warehouse.root / TRAINING_SET_FILE).path,
         features=all_features[np.searchsorted(ids, train)],
         labels=truth[np.searchsorted(labelled, train)],
+        labelled=labelled,
+        truth=truth,
+        test=np.sort(splits.filter(pl.col("split") == "test")["sample_idx"].to_numpy()),
     )
     return {"train_rows": int(train.size), "labelled": int(labelled.size)}
 
@@ -388,6 +391,28 @@ def classifier(_source: Path, warehouse: Warehouse, _block_size: int) -> dict:
     model = train_random_forest(train_features, train_labels)
     nodes = sum(tree.tree_.node_count for tree in model.estimators_)
     return {"train_rows": int(train_features.shape[0]), "tree_nodes": int(nodes)}
+
+
+def baseline(_source: Path, warehouse: Warehouse, _block_size: int) -> dict:
+    """`model_evaluation`'s two fits of the original configuration on all genes (training rows
+    capped at DEFAULT_MAX_TRAIN_SAMPLES) and their test rows predicted block by block: its
+    memory grows with N up to the cap and is flat beyond it."""
+    from archs4.baseline import original_configuration_evaluations
+
+    with np.load((warehouse.root / TRAINING_SET_FILE).path, allow_pickle=False) as stored:
+        labelled, truth, test = stored["labelled"], stored["truth"], stored["test"]
+    fits: list[str] = []
+    original_configuration_evaluations(
+        warehouse,
+        labelled=labelled,
+        truth=truth,
+        test=test,
+        label_names=[f"label_{i}" for i in range(truth.shape[1])],
+        seed=0,
+        max_train_samples=DEFAULT_MAX_TRAIN_SAMPLES,
+        log=fits.append,
+    )
+    return {"labelled": int(labelled.size), "test_rows": int(test.size), "fits": fits}
 
 
 def gan_training(_source: Path, warehouse: Warehouse, _block_size: int) -> dict:
@@ -478,6 +503,7 @@ STAGES = {
     "p95_forms": p95_forms,
     "features": features,
     "classifier": classifier,
+    "baseline": baseline,
     "gan_training": gan_training,
     "curve_point": curve_point,
     "disk": disk,
