@@ -351,30 +351,69 @@ def _coexpression_note(record: dict) -> str:
     )
 
 
-def _new_stage_note(record: dict) -> str:
-    """Notes of the catalog, co-expression, access, kernel-form and disk stages."""
+def _model_note(record: dict) -> str:
+    """The note of the feature, classifier, baseline and GAN stages' rows."""
     stage = record["stage"]
-    if stage == "catalog":
-        return f"views: {', '.join(record['views'])}"
-    if stage in {"sample_access", "gene_access"}:
-        return _access_note(record)
-    if stage in {"normalize_forms", "p95_forms"}:
-        ratios = ", ".join(
-            f"{form} {record[f'{form}_seconds'] / record['numpy_seconds']:.1f}x "
-            f"(|diff| {record[f'{form}_max_abs_diff']:.0e})"
-            for form in ("duckdb", "duckdb_all_cores", "polars")
-        )
-        return f"numpy {record['numpy_seconds']:.3f} s; / numpy: {ratios}"
-    if stage in {"coexpression", "coexpression_queries"}:
-        return _coexpression_note(record)
-    if stage == "disk":
-        per_value = record["bytes_per_value"]
+    if stage == "features":
         return (
-            f"warehouse {per_value['warehouse']:.2f} B/value = "
-            f"{record['warehouse_over_source']:.2f}x the source ({per_value['source']:.2f} "
-            f"B/value); absent: {', '.join(record['layers_absent']) or 'none'}"
+            f"{record['labelled']} labelled samples, training set {record['train_rows']} "
+            f"(cap {DEFAULT_MAX_TRAIN_SAMPLES}); feature space fitted on it, features of every "
+            "sample"
         )
-    return ""
+    if stage == "classifier":
+        return (
+            f"Random Forest, 300 trees, on {record['train_rows']} training rows "
+            f"({record['tree_nodes']:,} tree nodes)"
+        )
+    if stage == "baseline":
+        return (
+            f"{record['labelled']} labelled samples (cap {DEFAULT_MAX_TRAIN_SAMPLES}): "
+            f"{'; '.join(record['fits'])}; {record['test_rows']} test rows predicted block by "
+            "block"
+        )
+    return f"GAN, {record['epochs']} epochs, on {record['train_rows']} training rows"
+
+
+def _forms_note(record: dict) -> str:
+    """The note of the kernel-form stages' rows: each SQL/Polars form against numpy."""
+    ratios = ", ".join(
+        f"{form} {record[f'{form}_seconds'] / record['numpy_seconds']:.1f}x "
+        f"(|diff| {record[f'{form}_max_abs_diff']:.0e})"
+        for form in ("duckdb", "duckdb_all_cores", "polars")
+    )
+    return f"numpy {record['numpy_seconds']:.3f} s; / numpy: {ratios}"
+
+
+def _disk_note(record: dict) -> str:
+    """The note of the disk stage's row: the whole warehouse against its source."""
+    per_value = record["bytes_per_value"]
+    return (
+        f"warehouse {per_value['warehouse']:.2f} B/value = "
+        f"{record['warehouse_over_source']:.2f}x the source ({per_value['source']:.2f} "
+        f"B/value); absent: {', '.join(record['layers_absent']) or 'none'}"
+    )
+
+
+_NOTE_BY_STAGE = {
+    "catalog": lambda record: f"views: {', '.join(record['views'])}",
+    "sample_access": _access_note,
+    "gene_access": _access_note,
+    "normalize_forms": _forms_note,
+    "p95_forms": _forms_note,
+    "coexpression": _coexpression_note,
+    "coexpression_queries": _coexpression_note,
+    "disk": _disk_note,
+    "features": _model_note,
+    "classifier": _model_note,
+    "baseline": _model_note,
+    "gan_training": _model_note,
+}
+
+
+def _new_stage_note(record: dict) -> str:
+    """The note of a stage whose row carries one (empty for the others)."""
+    note = _NOTE_BY_STAGE.get(record["stage"])
+    return note(record) if note else ""
 
 
 def _row(record: dict, by: dict) -> dict:
@@ -418,25 +457,6 @@ def _row(record: dict, by: dict) -> dict:
             f"block {record['block_shape']}: qnorm {record['qnorm_seconds']:.3f} s, "
             f"ours/qnorm = {record['ours_seconds'] / record['qnorm_seconds']:.2f} (goal <= 1)"
         )
-    if stage == "features":
-        row["note"] = (
-            f"{record['labelled']} labelled samples, training set {record['train_rows']} "
-            f"(cap {DEFAULT_MAX_TRAIN_SAMPLES}); feature space fitted on it, features of every "
-            "sample"
-        )
-    if stage == "classifier":
-        row["note"] = (
-            f"Random Forest, 300 trees, on {record['train_rows']} training rows "
-            f"({record['tree_nodes']:,} tree nodes)"
-        )
-    if stage == "baseline":
-        row["note"] = (
-            f"{record['labelled']} labelled samples (cap {DEFAULT_MAX_TRAIN_SAMPLES}): "
-            f"{'; '.join(record['fits'])}; {record['test_rows']} test rows predicted block by "
-            "block"
-        )
-    if stage == "gan_training":
-        row["note"] = f"GAN, {record['epochs']} epochs, on {record['train_rows']} training rows"
     return row
 
 

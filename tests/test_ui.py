@@ -127,7 +127,10 @@ def test_asset_graph_and_raw_layer_from_the_ui(dagster_ui):
         open_page(page, f"{base}/assets/samples")
         page.get_by_role("button", name="Materialize").first.click()
         page.get_by_role("button", name="Confirm").click()  # counts comes with samples
-        page.get_by_role("button", name="All", exact=True).click()
+        # The partition dialog loads every partition's status first: slow on a busy 2-core CI.
+        all_partitions = page.get_by_role("button", name="All", exact=True)
+        expect(all_partitions).to_be_visible(timeout=120_000)
+        all_partitions.click()
         page.get_by_role("button", name="Launch backfill").click()
         deadline = time.monotonic() + 300
         expected = {"block=000000", "block=000001"}
