@@ -21,8 +21,10 @@ index or variable.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import os
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 
 import polars as pl
@@ -90,6 +92,16 @@ def check_inputs(inputs: RunInputs) -> CheckedInputs:
         gene_lengths=lengths,
         n_label_rows=labels.height if labels is not None else 0,
     )
+
+
+def inputs_version(inputs: RunInputs) -> str:
+    """A short digest of the versions (path, size, modification time) of the newest release,
+    the GTF and every label file: it changes whenever a file a run reads is replaced, so a run
+    that failed on one version of the inputs can be told apart from one on corrected inputs."""
+    labels = sorted(p for p in inputs.labels.rglob("*") if p.is_file()) if inputs.labels else []
+    files = [newest_release(inputs.source), inputs.gtf, *labels]
+    versions = [astuple(_version(path)) for path in files]
+    return hashlib.sha256(json.dumps(versions).encode()).hexdigest()[:16]
 
 
 def _version(path: Path) -> FileVersion:

@@ -11,9 +11,14 @@ complete. The fitted assets (target, feature space, model) stay frozen; refittin
 explicit materialization.
 
 The sensor, the daily schedule and `make update` all call it, so a crashed update is simply
-resumed: whatever is missing is asked for again, and complete work is left alone.
+resumed: whatever is missing is asked for again, and complete work is left alone. Each request
+carries the version of the inputs it reads; the sensor stops asking for a run that has failed
+`SENSOR_FAILED_RUNS_LIMIT` times on the same version (a block its blocking check rejects, a
+refresh that cannot succeed), instead of launching it again at every tick, until an input
+changes. `make update` and the UI always run what they are asked.
 """
 
+from collections import Counter
 from collections.abc import Callable
 
 import dagster as dg
@@ -29,7 +34,7 @@ from archs4.datasets import (
 )
 from archs4.failures import one_line
 from archs4.ingest import committed_blocks
-from archs4.preflight import INPUT_ERRORS, RunInputs, check_inputs
+from archs4.preflight import INPUT_ERRORS, RunInputs, check_inputs, inputs_version
 from archs4.releases import is_registered, newest_release
 from archs4.settings import Settings
 from archs4.warehouse import Warehouse
@@ -50,6 +55,12 @@ RAW_BLOCKS_JOB = "ingest_raw_blocks"
 NORMALIZE_BLOCKS_JOB = "normalize_blocks"
 BLOCK_DATASETS = (SAMPLES_DATASET, COUNTS_DATASET, EXPRESSION_DATASET)
 BLOCK_ASSETS = ("samples", "counts", "expression")
+INPUTS_TAG = "archs4/inputs"
+PARTITION_TAG = "dagster/partition"
+# Failed runs of one job (and block) on one version of the inputs after which the sensor stops
+# asking for it: a crash or a transient error is retried twice, a rejected input is not retried
+# at every tick for ever.
+SENSOR_FAILED_RUNS_LIMIT = 3
 IN_PROGRESS = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
@@ -136,16 +147,18 @@ def reconcile(
             return [], []
         check_inputs(inputs)
         log(f"new or changed release {release}: registering it")
-        return [dg.RunRequest(job_name=REGISTER_JOB, tags={"archs4/release": str(release)})], []
+        tags = {"archs4/release": str(release), INPUTS_TAG: inputs_version(inputs)}
+        return [dg.RunRequest(job_name=REGISTER_JOB, tags=tags)], []
     blocks = [plan.block for plan in block_plans(read_registry(store))]
     known = set(instance.get_dynamic_partitions(SAMPLE_BLOCKS))
     unregistered_partitions = [block for block in blocks if block not in known]
     complete = committed_blocks(store, BLOCK_DATASETS) - rejected_partitions(store, BLOCK_ASSETS)
-    running = {run.tags.get("dagster/partition") for run in _in_progress(instance, BLOCK_JOB)}
+    running = {run.tags.get(PARTITION_TAG) for run in _in_progress(instance, BLOCK_JOB)}
+    tags = {INPUTS_TAG: inputs_version(inputs)}
     incomplete = [block for block in blocks if block not in complete]
     if incomplete:
         requests = [
-            dg.RunRequest(job_name=BLOCK_JOB, partition_key=block)
+            dg.RunRequest(job_name=BLOCK_JOB, partition_key=block, tags=tags)
             for block in incomplete
             if block not in running
         ]
@@ -153,8 +166,32 @@ def reconcile(
         return requests, unregistered_partitions
     if needs_refresh(store) and not _in_progress(instance, REFRESH_JOB):
         log("every block is complete: refreshing the cross-sample assets")
-        return [dg.RunRequest(job_name=REFRESH_JOB)], unregistered_partitions
+        return [dg.RunRequest(job_name=REFRESH_JOB, tags=tags)], unregistered_partitions
     return [], unregistered_partitions
+
+
+def within_failure_limit(
+    instance: dg.DagsterInstance, requests: list[dg.RunRequest]
+) -> tuple[list[dg.RunRequest], list[str]]:
+    """The requests whose job (and block) has failed fewer than `SENSOR_FAILED_RUNS_LIMIT`
+    times on the inputs' version they carry, and the names of the others."""
+    failed: Counter[tuple[str, str | None]] = Counter()
+    for version in {request.tags[INPUTS_TAG] for request in requests if INPUTS_TAG in request.tags}:
+        runs = instance.get_runs(
+            filters=dg.RunsFilter(
+                statuses=[dg.DagsterRunStatus.FAILURE], tags={INPUTS_TAG: version}
+            )
+        )
+        failed.update((run.job_name, run.tags.get(PARTITION_TAG)) for run in runs)
+    kept: list[dg.RunRequest] = []
+    exhausted: list[str] = []
+    for request in requests:
+        name = request.job_name or ""
+        if failed[(name, request.partition_key)] >= SENSOR_FAILED_RUNS_LIMIT:
+            exhausted.append(name + (f"[{request.partition_key}]" * bool(request.partition_key)))
+        else:
+            kept.append(request)
+    return kept, exhausted
 
 
 def build_release_sensor(settings: Settings) -> dg.SensorDefinition:
@@ -188,8 +225,20 @@ def build_release_sensor(settings: Settings) -> dg.SensorDefinition:
             requests, partitions = reconcile(context.instance, inputs, context.log.info)
         except INPUT_ERRORS as error:
             return dg.SkipReason(f"inputs refused, nothing run: {one_line(error)}")
+        requests, exhausted = within_failure_limit(context.instance, requests)
+        if exhausted:
+            context.log.warning(
+                f"{', '.join(exhausted)}: failed {SENSOR_FAILED_RUNS_LIMIT} times on these "
+                "inputs, not asked for again until an input changes (see those runs' logs; "
+                "`make run` or the UI runs them on request)"
+            )
         if not requests and not partitions:
-            return dg.SkipReason("the warehouse is current with the newest release")
+            return dg.SkipReason(
+                f"{', '.join(exhausted)} failed {SENSOR_FAILED_RUNS_LIMIT} times on these "
+                "inputs: waiting for an input to change"
+                if exhausted
+                else "the warehouse is current with the newest release"
+            )
         return dg.SensorResult(
             run_requests=requests,
             dynamic_partitions_requests=(

@@ -1,25 +1,30 @@
 """`reconcile()` and `release_sensor` on an ephemeral instance and a small release, in seconds:
 a new warehouse asks for the release's registration; a registered one asks for every block and
 registers the block partitions; a block being processed is not asked for twice; a warehouse
-whose `make run` is busy with blocks is left alone."""
+whose `make run` is busy with blocks is left alone; a run that keeps failing on the same inputs
+is not asked for at every tick."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
+from archs4.preflight import inputs_version
 from archs4.settings import Settings
 from dagster_project.automation import (
     BLOCK_JOB,
+    INPUTS_TAG,
     NORMALIZE_BLOCKS_JOB,
     REGISTER_JOB,
+    SENSOR_FAILED_RUNS_LIMIT,
     build_release_sensor,
     reconcile,
 )
-from dagster_project.definitions import assets_and_checks
+from dagster_project.definitions import assets_and_checks, build_definitions
 from dagster_project.resources import resources_from_settings, run_inputs
 from tests.archs4_files import example_counts, write_archs4_file, write_gtf
 
@@ -116,3 +121,41 @@ def test_the_sensor_registers_partitions_a_new_instance_lacks(settings: Settings
     ]
     (added,) = result.dynamic_partitions_requests or []
     assert list(added.partition_keys or []) == blocks
+
+
+def test_the_sensor_stops_asking_for_a_run_that_keeps_failing_on_the_same_inputs(
+    settings: Settings,
+):
+    resources = resources_from_settings(settings)
+    sensor = build_release_sensor(settings)
+    blocks = [f"{n:06d}" for n in range(N_SAMPLES // BLOCK_SIZE)]
+
+    def asked(instance: dg.DagsterInstance) -> list[str | None]:
+        result = sensor(dg.build_sensor_context(instance=instance, resources=resources))
+        return [r.partition_key for r in getattr(result, "run_requests", None) or []]
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        register(instance, resources)
+        requests, _ = reconcile(instance, inputs_of(resources), log=lambda _: None)
+        first = requests[0]
+        assert first.tags[INPUTS_TAG] == inputs_version(inputs_of(resources))
+        # The block's real run, with the sensor's tags: its expression has no frozen target yet,
+        # so every attempt fails, the way a block its blocking check rejects does.
+        job = build_definitions(resources).resolve_job_def(BLOCK_JOB)
+        for attempt in range(1, SENSOR_FAILED_RUNS_LIMIT + 1):
+            assert asked(instance) == blocks, attempt
+            result = job.execute_in_process(
+                instance=instance,
+                partition_key=first.partition_key,
+                tags=dict(first.tags),
+                raise_on_error=False,
+            )
+            assert not result.success
+        assert asked(instance) == blocks[1:]  # not launched again at every tick
+        # `make update` (reconcile itself) still runs what it is asked.
+        requests, _ = reconcile(instance, inputs_of(resources), log=lambda _: None)
+        assert [r.partition_key for r in requests] == blocks
+
+        gtf = settings.gtf
+        os.utime(gtf, ns=(gtf.stat().st_atime_ns, gtf.stat().st_mtime_ns + 10**9))
+        assert asked(instance) == blocks  # a changed input: asked for again
