@@ -400,20 +400,66 @@ def save_model(model: RandomForestClassifier, target: str | os.PathLike[str] | B
     import skops.io  # ~7 s to import (it loads sklearn's array-API layer); only when saving
 
     payload = skops.io.dumps(model, compression=zipfile.ZIP_DEFLATED)
-    write_payload(target, _without_timestamps(payload))
+    write_payload(target, _reproducible_archive(payload))
 
 
-def _without_timestamps(archive: bytes) -> bytes:
-    """The same zip with every entry dated 1980-01-01, so one model always gives one file
-    (zip entries otherwise carry the time they were written)."""
+def _reproducible_archive(archive: bytes) -> bytes:
+    """The same skops zip with object ids numbered in order of appearance, the padding of
+    structured arrays zeroed and every entry dated 1980-01-01, so one model always gives one
+    file: skops names objects and array files by ``id()``, a memory address that changes from
+    run to run, a tree's node records carry 7 uninitialized bytes each, and zip entries carry
+    the time they were written."""
+    with zipfile.ZipFile(io.BytesIO(archive)) as source:
+        entries = source.infolist()
+        members = {entry.filename: source.read(entry.filename) for entry in entries}
+    numbering: dict[int, int] = {}
+    schema = _renumbered(json.loads(members["schema.json"]), numbering)
+    renamed = {f"{old}.npy": f"{new}.npy" for old, new in numbering.items()}
+    members["schema.json"] = json.dumps(schema, indent=2).encode()
     out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(archive)) as source, zipfile.ZipFile(out, "w") as target:
-        for entry in source.infolist():
-            fixed = zipfile.ZipInfo(entry.filename, date_time=(1980, 1, 1, 0, 0, 0))
+    with zipfile.ZipFile(out, "w") as target:
+        for entry in entries:
+            name = renamed.get(entry.filename, entry.filename)
+            fixed = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
             fixed.compress_type = entry.compress_type
             fixed.external_attr = entry.external_attr
-            target.writestr(fixed, source.read(entry.filename))
+            data = members[entry.filename]
+            target.writestr(fixed, _zeroed_padding(data) if name.endswith(".npy") else data)
     return out.getvalue()
+
+
+def _zeroed_padding(npy: bytes) -> bytes:
+    """An .npy file's bytes with the gaps between a structured array's fields set to zero."""
+    array = np.load(io.BytesIO(npy), allow_pickle=False)
+    fields = array.dtype.fields
+    if not fields or sum(dtype.itemsize for dtype, *_ in fields.values()) == array.itemsize:
+        return npy
+    zeroed = np.zeros(array.shape, array.dtype)
+    for name in fields:
+        zeroed[name] = array[name]
+    out = io.BytesIO()
+    np.save(out, zeroed, allow_pickle=False)
+    return out.getvalue()
+
+
+def _renumbered(node: Any, numbering: dict[int, int]) -> Any:
+    """``node`` (a skops schema) with each ``__id__`` and ``<id>.npy`` file name replaced by
+    its number in ``numbering``, which gives ids their order of first appearance; one id keeps
+    one number, so objects skops stored once and referenced twice stay shared."""
+    if isinstance(node, list):
+        return [_renumbered(item, numbering) for item in node]
+    if not isinstance(node, dict):
+        return node
+    renumbered = {}
+    for key, value in node.items():
+        if key == "__id__" and isinstance(value, int):
+            renumbered[key] = numbering.setdefault(value, len(numbering))
+        elif key == "file" and isinstance(value, str) and value.removesuffix(".npy").isdigit():
+            number = numbering.setdefault(int(value.removesuffix(".npy")), len(numbering))
+            renumbered[key] = f"{number}.npy"
+        else:
+            renumbered[key] = _renumbered(value, numbering)
+    return renumbered
 
 
 def load_model(source: str | os.PathLike[str] | BinaryIO) -> RandomForestClassifier:

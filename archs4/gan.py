@@ -232,7 +232,8 @@ class TrainedGan:
     ``feature_mean`` and ``feature_scale`` (float64, one per feature) map standardized
     study-centred features back to deviations from a study centroid; ``study_ids`` (int64,
     sorted) are the studies of the train rows and ``study_centroids`` (one row of float64 per
-    study) their mean train rows; ``train_seconds`` is the wall time of training.
+    study) their mean train rows; ``train_seconds`` is the wall time of training, None once
+    loaded from a file (the file leaves it out, so one training always gives one file).
     """
 
     generator: ConditionalGenerator
@@ -244,7 +245,7 @@ class TrainedGan:
     n_labels: int
     config: GanConfig
     history: TrainingHistory
-    train_seconds: float
+    train_seconds: float | None = None
 
     @property
     def n_features(self) -> int:
@@ -673,7 +674,6 @@ def save_gan(trained: TrainedGan, target: str | os.PathLike[str] | BinaryIO) -> 
         "format_version": FORMAT_VERSION,
         "n_features": trained.n_features,
         "n_labels": trained.n_labels,
-        "train_seconds": trained.train_seconds,
         "config": trained.config.to_json_dict(),
     }
     payload = {
@@ -760,7 +760,6 @@ def load_gan(source: str | os.PathLike[str] | BinaryIO) -> TrainedGan:
         n_labels=n_labels,
         config=config,
         history=TrainingHistory.from_array(payload["history"].numpy()),
-        train_seconds=float(description["train_seconds"]),
     )
 
 

@@ -6,9 +6,11 @@ hand-worked values and direct sklearn calls, the original baseline, and safe sko
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import math
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -374,6 +376,17 @@ def test_skops_round_trip_gives_identical_predictions(tmp_path: Path) -> None:
         load_model(buffer).predict_proba(expression[:5, :30])[0],
         model.predict_proba(expression[:5, :30])[0],
     )
+
+
+def test_one_model_always_gives_one_file(tmp_path: Path) -> None:
+    # skops names objects by id(): a copy (every object at a new address) showed the names
+    # differ, and so did two builds of the demo.
+    model = small_forest()
+    first, second = io.BytesIO(), io.BytesIO()
+    save_model(model, first)
+    save_model(copy.deepcopy(model), second)
+    assert first.getvalue() == second.getvalue()
+    assert b'"__id__": 0' in zipfile.ZipFile(first).read("schema.json")
 
 
 def test_a_model_carrying_an_unknown_class_is_refused_before_anything_runs(

@@ -121,6 +121,11 @@ def test_training_is_bit_identical_for_a_seed_and_differs_for_another(
     assert first.keys() == second.keys()
     assert all(torch.equal(first[name], second[name]) for name in first)
     assert trained.history == again.history
+    # ... and one training gives one file (its wall time, stored once, made two).
+    files = [io.BytesIO(), io.BytesIO()]
+    save_gan(trained, files[0])
+    save_gan(again, files[1])
+    assert files[0].getvalue() == files[1].getvalue()
     conditions = labels[:50]
     assert np.array_equal(
         synthesize(trained, conditions, seed=7), synthesize(again, conditions, seed=7)
