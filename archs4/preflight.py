@@ -35,7 +35,7 @@ from archs4.gene_lengths import LengthMethod, gene_lengths_from_gtf
 from archs4.ingest import check_same_genes
 from archs4.labels import read_label_directory
 from archs4.reader import SourceInfo, open_archs4
-from archs4.releases import newest_release
+from archs4.releases import Fingerprint, newest_release
 from archs4.warehouse import Warehouse
 
 # What a refused input raises: named, and correctable by the user.
@@ -52,13 +52,6 @@ class RunInputs:
     labels: Path | None
     warehouse: Warehouse
     length_method: LengthMethod = "longest_transcript"
-
-
-@dataclass(frozen=True)
-class FileVersion:
-    path: str
-    size: int
-    modified_ns: int
 
 
 @dataclass(frozen=True)
@@ -104,24 +97,23 @@ def inputs_version(inputs: RunInputs) -> str:
     return hashlib.sha256(json.dumps(versions).encode()).hexdigest()[:16]
 
 
-def _version(path: Path) -> FileVersion:
+def _version(path: Path) -> Fingerprint:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: file not found" + (" (a directory)" * path.is_dir()))
-    status = path.stat()
-    return FileVersion(str(path.resolve()), status.st_size, status.st_mtime_ns)
+    return Fingerprint.of(path)
 
 
-def _stored_genes_version(warehouse: Warehouse) -> FileVersion | None:
+def _stored_genes_version(warehouse: Warehouse) -> Fingerprint | None:
     path = warehouse.table_path(GENES_TABLE)
     if not warehouse.exists(path):
         return None
     modified = warehouse.fs.modified(path.path).timestamp()
-    return FileVersion(str(path), warehouse.fs.size(path.path), int(modified * 1e9))
+    return Fingerprint(str(path), warehouse.fs.size(path.path), int(modified * 1e9))
 
 
 @functools.lru_cache(maxsize=4)
 def _checked_release(
-    release: FileVersion, warehouse_uri: str, stored_genes: FileVersion | None
+    release: Fingerprint, warehouse_uri: str, stored_genes: Fingerprint | None
 ) -> SourceInfo:
     del stored_genes  # part of the cache key: a changed gene table is checked again
     with open_archs4(release.path) as source:
@@ -130,7 +122,7 @@ def _checked_release(
 
 
 @functools.lru_cache(maxsize=4)
-def _checked_gtf(gtf: FileVersion, length_method: LengthMethod) -> pl.DataFrame:
+def _checked_gtf(gtf: Fingerprint, length_method: LengthMethod) -> pl.DataFrame:
     return gene_lengths_from_gtf(Path(gtf.path), method=length_method)
 
 

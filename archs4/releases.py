@@ -37,6 +37,9 @@ VERSION_IN_NAME = re.compile(r"v(\d+(?:\.\d+)*)")
 
 @dataclass(frozen=True)
 class Fingerprint:
+    """One version of a file: its resolved path, size and modification time. A replaced
+    file (a new download, an edited GTF) has a new fingerprint, without reading its bytes."""
+
     path: str
     size: int
     modified_ns: int
