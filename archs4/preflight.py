@@ -52,6 +52,7 @@ class RunInputs:
     labels: Path | None
     warehouse: Warehouse
     length_method: LengthMethod = "longest_transcript"
+    species: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,11 +72,8 @@ def check_inputs(inputs: RunInputs) -> CheckedInputs:
     The release and GTF checks are remembered per file version (path, size, modification
     time) within a process, since a headless run checks first and its root assets again."""
     check_warehouse_root(inputs.warehouse)
-    release = newest_release(inputs.source)
-    genes_table = inputs.warehouse.table_path(GENES_TABLE)
-    stored_genes = (
-        _version(Path(genes_table.path)) if inputs.warehouse.exists(genes_table) else None
-    )
+    release = newest_release(inputs.source, inputs.species)
+    stored_genes = _stored_genes_version(inputs.warehouse)
     info = _checked_release(_version(release), inputs.warehouse.root.as_uri(), stored_genes)
     lengths = _checked_gtf(_version(inputs.gtf), inputs.length_method)
     labels = read_label_directory(inputs.labels) if inputs.labels else None
@@ -92,7 +90,7 @@ def inputs_version(inputs: RunInputs) -> str:
     the GTF and every label file: it changes whenever a file a run reads is replaced, so a run
     that failed on one version of the inputs can be told apart from one on corrected inputs."""
     labels = sorted(p for p in inputs.labels.rglob("*") if p.is_file()) if inputs.labels else []
-    files = [newest_release(inputs.source), inputs.gtf, *labels]
+    files = [newest_release(inputs.source, inputs.species), inputs.gtf, *labels]
     versions = [astuple(_version(path)) for path in files]
     return hashlib.sha256(json.dumps(versions).encode()).hexdigest()[:16]
 

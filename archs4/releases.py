@@ -9,6 +9,11 @@ crash before that point leaves the release to be registered again (registration 
 Every key of the release's `meta/info` goes into that record and into `raw/release_info.parquet`
 (one row per release and key, the `release_info` view), which keeps the info of every release
 the warehouse has registered.
+
+ARCHS4 publishes human and mouse files side by side (`human_gene_v2.6.h5`, `mouse_gene_v2.6.h5`),
+and a warehouse holds one species (its genes are checked against every release). A directory
+holding both is refused unless `ARCHS4_SPECIES` names the one to build; a second warehouse
+(`ARCHS4_WAREHOUSE`, with that species' GTF) takes the other.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from archs4.datasets import RELEASE_INFO_TABLE, RELEASE_RECORD
+from archs4.failures import InputError
 from archs4.warehouse import Warehouse
 
 RELEASE_INFO_SCHEMA = pa.schema(
@@ -33,6 +39,7 @@ RELEASE_INFO_SCHEMA = pa.schema(
     ]
 )
 VERSION_IN_NAME = re.compile(r"v(\d+(?:\.\d+)*)")
+SPECIES = ("human", "mouse")
 
 
 @dataclass(frozen=True)
@@ -68,21 +75,44 @@ def _version_key(path: Path) -> tuple[tuple[int, ...], str]:
     return numbers, path.name
 
 
-def release_files(source: Path) -> list[Path]:
-    """The release files of `source` (a file, or a directory of `.h5` files), oldest first by
-    the version in their names (then by name)."""
+def species_in_name(path: Path) -> str | None:
+    """The species a release file's name gives (ARCHS4 names them `human_...`, `mouse_...`)."""
+    name = path.name.lower()
+    return next((species for species in SPECIES if species in name), None)
+
+
+def release_files(source: Path, species: str | None = None) -> list[Path]:
+    """The release files of `source` (a file, or a directory of `.h5` files) of `species`,
+    oldest first by the version in their names (then by name). Files whose names give no
+    species count as any; a directory holding two species needs `species`."""
     if not source.exists():
         raise FileNotFoundError(f"{source}: ARCHS4 source not found")
-    if source.is_file():
-        return [source]
-    files = [p for p in source.iterdir() if p.is_file() and p.suffix in (".h5", ".hdf5")]
-    if not files:
-        raise FileNotFoundError(f"{source}: no .h5 release file in this directory")
+    files = [source] if source.is_file() else _h5_files(source)
+    named = sorted({species_in_name(path) for path in files} - {None})
+    if species is not None:
+        files = [path for path in files if species_in_name(path) in (species, None)]
+        if not files:
+            raise InputError(
+                f"{source}: no {species} release (ARCHS4_SPECIES={species}; "
+                f"the source holds {' and '.join(named)})"
+            )
+    elif len(named) > 1:
+        raise InputError(
+            f"{source}: holds {' and '.join(named)} releases; set ARCHS4_SPECIES to the one "
+            "this warehouse builds (one species per warehouse)"
+        )
     return sorted(files, key=_version_key)
 
 
-def newest_release(source: Path) -> Path:
-    return release_files(source)[-1]
+def _h5_files(directory: Path) -> list[Path]:
+    files = [p for p in directory.iterdir() if p.is_file() and p.suffix in (".h5", ".hdf5")]
+    if not files:
+        raise FileNotFoundError(f"{directory}: no .h5 release file in this directory")
+    return files
+
+
+def newest_release(source: Path, species: str | None = None) -> Path:
+    return release_files(source, species)[-1]
 
 
 def read_release_record(warehouse: Warehouse) -> ReleaseRecord | None:

@@ -30,6 +30,7 @@ LENGTH_ADJUSTMENTS = ("divide", "subtract_log2", "none")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 SENSOR_STATUSES = ("running", "stopped")
 CURVE_LABEL_SETS = ("brain", "rare")
+SPECIES = ("human", "mouse")
 DEFAULT_LOG_DIR = Path("~/.local/state/archs4/logs").expanduser()
 
 
@@ -108,6 +109,12 @@ VARIABLES: dict[str, Variable] = {
     v.name: v
     for v in [
         Variable("source", _path, "an ARCHS4 gene-level .h5 file or a directory of them"),
+        Variable(
+            "species",
+            _choice(SPECIES),
+            "the species of ARCHS4_SOURCE's releases this warehouse builds (needed when it "
+            "holds both)",
+        ),
         Variable("gtf", _path, "a GENCODE/Ensembl GTF (.gtf or .gtf.gz)"),
         Variable("labels", _path, "an ARCHS4 tissue/cell-line label download directory"),
         Variable("labels_truth", _path, "a ground-truth label table (gsm, label, ...)"),
@@ -154,6 +161,7 @@ class Settings:
     a default, or nothing (see each property)."""
 
     source: Path | None = None
+    species: str | None = None
     gtf: Path | None = None
     labels: Path | None = None
     labels_truth: Path | None = None

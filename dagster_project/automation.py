@@ -141,7 +141,7 @@ def reconcile(
     if any(_in_progress(instance, job) for job in (RAW_BLOCKS_JOB, NORMALIZE_BLOCKS_JOB)):
         log("a `make run` is processing blocks: waiting for it")
         return [], []
-    release = newest_release(inputs.source)
+    release = newest_release(inputs.source, inputs.species)
     if not is_registered(store, release):
         if _in_progress(instance, REGISTER_JOB):
             return [], []

@@ -37,6 +37,11 @@ class Archs4SourceResource(dg.ConfigurableResource):
         description="An ARCHS4 gene-level .h5 file, or a directory of release files (the "
         "newest by the version in its name is used)."
     )
+    species: str | None = Field(
+        default=None,
+        description="human or mouse: the releases of `path` this warehouse builds (needed "
+        "when the directory holds both species' files).",
+    )
     block_size: int = Field(
         default=DEFAULT_BLOCK_SIZE,
         description="Samples per block (rounded up to whole HDF5 sample chunks).",
@@ -44,7 +49,7 @@ class Archs4SourceResource(dg.ConfigurableResource):
 
     def release_path(self) -> Path:
         """The release file to build from: the file itself, or the newest of the directory."""
-        return newest_release(Path(self.path))
+        return newest_release(Path(self.path), self.species)
 
     def open(self) -> Archs4Source:
         return open_archs4(self.release_path())
@@ -228,7 +233,9 @@ def resources_from_settings(settings: Settings) -> dict[str, dg.ConfigurableReso
     root = str(Warehouse.at(str(settings.warehouse)).root)
     return {
         "source": Archs4SourceResource(
-            path=str(settings.source_path), block_size=settings.block_size
+            path=str(settings.source_path),
+            species=settings.species,
+            block_size=settings.block_size,
         ),
         "annotation": GeneAnnotationResource(path=str(settings.gtf_path)),
         "normalization": NormalizationResource(
@@ -273,4 +280,5 @@ def run_inputs(
         labels=Path(label_sources.directory) if label_sources.directory else None,
         warehouse=warehouse.get(),
         length_method=annotation.length_method,
+        species=source.species,
     )

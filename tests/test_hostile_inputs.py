@@ -312,6 +312,23 @@ def directory_without_release(good: GoodInputs, tmp: Path) -> Refusal:
     return Refusal({"ARCHS4_SOURCE": str(path)}, [str(path)])
 
 
+def directory_of_two_species(good: GoodInputs, tmp: Path) -> Refusal:
+    path = tmp / "releases"
+    path.mkdir()
+    shutil.copyfile(good.h5, path / "human_gene_v2.6.h5")
+    shutil.copyfile(good.h5, path / "mouse_gene_v2.6.h5")
+    return Refusal({"ARCHS4_SOURCE": str(path)}, [str(path), "ARCHS4_SPECIES"])
+
+
+def species_not_in_directory(good: GoodInputs, tmp: Path) -> Refusal:
+    path = tmp / "releases"
+    path.mkdir()
+    shutil.copyfile(good.h5, path / "human_gene_v2.6.h5")
+    return Refusal(
+        {"ARCHS4_SOURCE": str(path), "ARCHS4_SPECIES": "mouse"}, [str(path), "ARCHS4_SPECIES"]
+    )
+
+
 def missing_source(good: GoodInputs, tmp: Path) -> Refusal:
     path = tmp / "nowhere" / "human_gene_v2.6.h5"
     return Refusal({"ARCHS4_SOURCE": str(path)}, [str(path)])
@@ -452,6 +469,8 @@ CASES: dict[str, Build] = {
     "source-truncated": truncated_source,
     "source-empty-file": empty_source,
     "source-directory-without-h5": directory_without_release,
+    "source-directory-of-two-species": directory_of_two_species,
+    "source-species-not-in-directory": species_not_in_directory,
     "source-missing": missing_source,
     "gtf-start-negative": gtf_case(set_field(4, "-5")),
     "gtf-start-after-end": gtf_case(reversed_exon),
@@ -485,6 +504,7 @@ BAD_VALUES: list[tuple[str, str, tuple[str, ...] | None]] = [
     ("ARCHS4_CURVE_GAN_EPOCHS", "1e2", None),
     ("ARCHS4_SENSOR_INTERVAL", "soon", None),
     ("ARCHS4_SENSOR_STATUS", "paused", None),
+    ("ARCHS4_SPECIES", "zebrafish", None),
     ("ARCHS4_UPDATE_CRON", "daily", None),
     ("ARCHS4_LOG_LEVEL", "LOUD", None),
     ("ARCHS4_DASK_SCHEDULER", "localhost", None),
@@ -496,6 +516,7 @@ BAD_VALUES: list[tuple[str, str, tuple[str, ...] | None]] = [
 CASES |= {f"env-{name}={value}": setting(name, value, shown) for name, value, shown in BAD_VALUES}
 UPDATE_CASES = [
     "source-gsm-SRR",
+    "source-directory-of-two-species",
     "source-title-one-short",
     "source-truncated",
     "gtf-start-negative",

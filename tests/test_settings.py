@@ -34,9 +34,11 @@ def test_values_are_parsed(tmp_path: Path) -> None:
             "ARCHS4_LOG_LEVEL": "debug",
             "ARCHS4_UPDATE_CRON": "15 4 * * 1",
             "ARCHS4_DASK_SCHEDULER": "tcp://127.0.0.1:8786",
+            "ARCHS4_SPECIES": "mouse",
             "ARCHS4_LABELS": "",  # empty means unset
         }
     )
+    assert settings.species == "mouse"
     assert settings.source == tmp_path / "h.h5"
     assert not settings.is_demo
     assert settings.labels_path is None  # no demo labels for a real source
@@ -66,6 +68,7 @@ def test_relative_paths_become_absolute(tmp_path: Path, monkeypatch: pytest.Monk
         ("ARCHS4_LENGTH_ADJUSTMENT", "bogus", "must be one of divide, subtract_log2, none"),
         ("ARCHS4_LOG_LEVEL", "LOUD", "must be one of DEBUG"),
         ("ARCHS4_SENSOR_STATUS", "paused", "must be one of running, stopped"),
+        ("ARCHS4_SPECIES", "zebrafish", "must be one of human, mouse"),
         ("ARCHS4_UPDATE_CRON", "daily", "is not a cron expression"),
         ("ARCHS4_DASK_SCHEDULER", "localhost", "must be a scheduler address"),
         ("ARCHS4_WAREHOUSE", "   ", "is empty"),
