@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 
 from archs4.failures import InputError
 from archs4.sample_fields import SOURCE_FIELDS, SampleField, field_named
+from archs4.settings import SPECIES
 
 EXPRESSION_KEY = "data/expression"
 SAMPLES_GROUP = "meta/samples"
@@ -397,10 +398,8 @@ class Archs4Source:
         return match.group(1) if match else "unknown"
 
     def _species(self) -> str:
-        name = self.path.name.lower()
-        for species in ("human", "mouse"):
-            if species in name:
-                return species
+        if named := species_in_name(self.path):
+            return named
         organism_key = source_keys(field_named("organism"))[0]
         if organism_key in self._h5 and self._h5[organism_key].shape[0] > 0:
             first = str(self._strings(organism_key, SampleRange(0, 1))[0]).lower()
@@ -549,6 +548,12 @@ class Archs4Source:
     def iter_blocks(self, block_size: int) -> Iterator[tuple[SampleRange, np.ndarray]]:
         for rows in self.block_ranges(block_size):
             yield rows, self.read_counts(rows)
+
+
+def species_in_name(path: Path) -> str | None:
+    """The species a release file's name gives (ARCHS4 names them `human_...`, `mouse_...`)."""
+    name = path.name.lower()
+    return next((species for species in SPECIES if species in name), None)
 
 
 def open_archs4(path: Path | str, *, full_check: bool = True) -> Archs4Source:

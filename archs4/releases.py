@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 
 from archs4.datasets import RELEASE_INFO_TABLE, RELEASE_RECORD
 from archs4.failures import InputError
+from archs4.reader import species_in_name
 from archs4.warehouse import Warehouse
 
 RELEASE_INFO_SCHEMA = pa.schema(
@@ -39,7 +40,6 @@ RELEASE_INFO_SCHEMA = pa.schema(
     ]
 )
 VERSION_IN_NAME = re.compile(r"v(\d+(?:\.\d+)*)")
-SPECIES = ("human", "mouse")
 
 
 @dataclass(frozen=True)
@@ -73,12 +73,6 @@ def _version_key(path: Path) -> tuple[tuple[int, ...], str]:
     match = VERSION_IN_NAME.search(path.name)
     numbers = tuple(int(part) for part in match.group(1).split(".")) if match else ()
     return numbers, path.name
-
-
-def species_in_name(path: Path) -> str | None:
-    """The species a release file's name gives (ARCHS4 names them `human_...`, `mouse_...`)."""
-    name = path.name.lower()
-    return next((species for species in SPECIES if species in name), None)
 
 
 def release_files(source: Path, species: str | None = None) -> list[Path]:

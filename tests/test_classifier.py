@@ -378,7 +378,7 @@ def test_skops_round_trip_gives_identical_predictions(tmp_path: Path) -> None:
     )
 
 
-def test_one_model_always_gives_one_file(tmp_path: Path) -> None:
+def test_one_model_always_gives_one_file() -> None:
     # skops names objects by id(): a copy (every object at a new address) showed the names
     # differ, and so did two builds of the demo.
     model = small_forest()

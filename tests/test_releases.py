@@ -10,7 +10,8 @@ import pytest
 from archs4.demo_data import write_demo_dataset
 from archs4.failures import InputError
 from archs4.preflight import RunInputs, check_inputs
-from archs4.releases import newest_release, release_files, species_in_name
+from archs4.reader import species_in_name
+from archs4.releases import newest_release, release_files
 from archs4.warehouse import Warehouse
 
 
